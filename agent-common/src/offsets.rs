@@ -1,0 +1,53 @@
+//! Offsets of the kernel structure fields the exit program walks to turn a relative path's
+//! base directory (cwd or dirfd) into the path the container sees.
+//!
+//! Rust eBPF programs have no CO-RE relocations, so userspace reads these offsets from the
+//! running kernel's BTF (`/sys/kernel/btf/vmlinux`) and hands them to the program as a global
+//! before it is loaded. `valid == 0` turns the walk off (relative paths are then resolved in
+//! userspace, best effort, and flagged).
+
+/// Byte offsets into kernel structures, all from the start of the named struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// 1 when every field below was found.
+    pub valid: u64,
+    /// `task_struct.fs` (struct fs_struct *).
+    pub task_fs: u64,
+    /// `task_struct.files` (struct files_struct *).
+    pub task_files: u64,
+    /// `task_struct.nsproxy` (struct nsproxy *).
+    pub task_nsproxy: u64,
+    /// `fs_struct.root` (struct path).
+    pub fs_root: u64,
+    /// `fs_struct.pwd` (struct path).
+    pub fs_pwd: u64,
+    /// `path.mnt` (struct vfsmount *).
+    pub path_mnt: u64,
+    /// `path.dentry` (struct dentry *).
+    pub path_dentry: u64,
+    /// `files_struct.fdt` (struct fdtable *).
+    pub files_fdt: u64,
+    /// `fdtable.max_fds` (unsigned int).
+    pub fdt_max_fds: u64,
+    /// `fdtable.fd` (struct file **).
+    pub fdt_fd: u64,
+    /// `file.f_path` (struct path).
+    pub file_path: u64,
+    /// `dentry.d_parent` (struct dentry *).
+    pub dentry_parent: u64,
+    /// `dentry.d_name.name` (const unsigned char *).
+    pub dentry_name: u64,
+    /// `mount.mnt` (struct vfsmount, embedded).
+    pub mount_mnt: u64,
+    /// `mount.mnt_parent` (struct mount *).
+    pub mount_parent: u64,
+    /// `mount.mnt_mountpoint` (struct dentry *).
+    pub mount_mountpoint: u64,
+    /// `vfsmount.mnt_root` (struct dentry *).
+    pub vfsmount_root: u64,
+    /// `nsproxy.mnt_ns` (struct mnt_namespace *).
+    pub nsproxy_mnt_ns: u64,
+    /// `mnt_namespace.ns.inum` (unsigned int).
+    pub mnt_ns_inum: u64,
+}

@@ -1,0 +1,13 @@
+//! writepath: finds where containers write, and proposes the volumes that let them run with
+//! `readOnlyRootFilesystem: true`.
+//!
+//! Data flow (see DESIGN.md): [`capture`] loads the eBPF programs and reads their records,
+//! [`decode`] checks them, [`path`] resolves them as the container sees them, [`record`]
+//! aggregates them per target into a [`report::Report`]; the suggestion engine and the patch
+//! renderer read reports.
+
+pub mod cli;
+pub mod fsutil;
+pub mod path;
+pub mod report;
+pub mod suggest;

@@ -1,0 +1,415 @@
+//! The versioned JSON report: what was recorded, per target, with every write's evidence.
+//!
+//! This is a public contract (README, "Report format"). Suggestions are computed from a report,
+//! so a better engine can re-read old reports: add fields with `#[serde(default)]`, never
+//! change the meaning of one, and bump [`REPORT_VERSION`] only for a breaking change.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::RawPath;
+
+/// Current report format version.
+pub const REPORT_VERSION: u32 = 1;
+
+/// A whole report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Format version, [`REPORT_VERSION`].
+    pub version: u32,
+    /// Which writepath wrote it.
+    #[serde(default)]
+    pub tool: ToolInfo,
+    /// How the recording was made.
+    #[serde(default)]
+    pub recording: Recording,
+    /// Kernel counters for the whole recording.
+    #[serde(default)]
+    pub counters: Counters,
+    /// One entry per recorded target (a cgroup; in a cluster a container of a pod).
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+/// Name and version of the producer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolInfo {
+    /// Always "writepath".
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// Circumstances of the recording.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Recording {
+    /// "command" (`record -- CMD`), "cgroup" (`record --cgroup`) or "agent".
+    pub mode: String,
+    /// The command line, for mode "command".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Exit code of the command, when it exited normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The watched cgroup v2 directory.
+    #[serde(default)]
+    pub cgroup: String,
+    /// RFC 3339 start and end.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// Node name (hostname).
+    #[serde(default)]
+    pub host: String,
+    /// `uname -r`.
+    #[serde(default)]
+    pub kernel: String,
+}
+
+/// Kernel-side counters (summed over CPUs) and userspace ones.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counters {
+    /// Calls of watched syscalls with write intent, all cgroups.
+    pub seen: u64,
+    /// Of those, from cgroups nobody watched.
+    pub filtered: u64,
+    /// Calls folded into an earlier identical record by the in-kernel dedup.
+    pub deduplicated: u64,
+    /// Records sent to userspace.
+    pub emitted: u64,
+    /// Records lost because the ring buffer was full. Non-zero means writes may be missing.
+    pub dropped: u64,
+    /// Calls lost because the in-flight table was full.
+    #[serde(default)]
+    pub pending_full: u64,
+    /// Calls in flight when recording started or whose entry was missed.
+    #[serde(default)]
+    pub pending_missing: u64,
+    /// Records whose path was cut or unreadable.
+    #[serde(default)]
+    pub path_errors: u64,
+    /// Records whose base directory (for a relative path) was cut or unresolved.
+    #[serde(default)]
+    pub base_errors: u64,
+    /// Calls that turned out not to name a path (abstract sockets, fd-only utimensat).
+    #[serde(default)]
+    pub not_a_path: u64,
+    /// Records userspace could not decode (a bug if ever non-zero).
+    #[serde(default)]
+    pub decode_errors: u64,
+}
+
+/// One recorded target.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    /// The cgroup the writes came from.
+    pub cgroup: CgroupRef,
+    /// The container, when the cgroup belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
+    /// The pod, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+    /// The workload owning the pod, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
+    /// True when recording started after the target did (its start-up writes were missed).
+    #[serde(default)]
+    pub partial: bool,
+    /// The target's mount table (from a writer's `/proc/<pid>/mountinfo`), root first.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// Every distinct written path.
+    #[serde(default)]
+    pub writes: Vec<Write>,
+    /// For directories that were written into: what the image already had there, seen through
+    /// the target's root. Lets the suggestion engine warn that an emptyDir would hide content.
+    #[serde(default)]
+    pub directories: Vec<DirectoryContent>,
+}
+
+/// A cgroup v2 directory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CgroupRef {
+    /// Path below the cgroup2 mount, e.g. `/kubepods/burstable/pod…/cri-containerd-…`.
+    pub path: String,
+    /// Kernel cgroup id (inode of the directory).
+    pub id: u64,
+}
+
+/// A container.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRef {
+    /// Runtime container id.
+    pub id: String,
+    /// "containerd", "cri-o", "docker" or "runc".
+    pub runtime: String,
+    /// Name in the pod spec, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// "container", "init" or "ephemeral".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A pod.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PodRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+/// A workload (the top owner of a pod).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkloadRef {
+    /// Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet or Pod.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+/// One mount of the target's mount table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mount {
+    /// Mount point as the target sees it.
+    pub mount_point: RawPath,
+    /// Filesystem type (overlay, tmpfs, proc, …).
+    pub fs_type: String,
+    /// Mount source.
+    #[serde(default)]
+    pub source: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// One distinct written path and its evidence.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Write {
+    /// Absolute, normalized path as the target sees it.
+    pub path: RawPath,
+    /// What was done to it, sorted (see [`OpName`]).
+    pub ops: Vec<OpName>,
+    /// Calls observed (emitted records plus calls folded into them by the dedup).
+    pub count: u64,
+    /// Outcome name ("ok", "EROFS", "EACCES", …) to calls.
+    pub results: BTreeMap<String, u64>,
+    /// RFC 3339, first call.
+    pub first_seen: String,
+    /// RFC 3339, last call.
+    pub last_seen: String,
+    /// Mount point the path lands on (longest prefix in the target's mount table); `/` is the
+    /// root filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<RawPath>,
+    /// The other path of a rename (source or destination) or link, and a symlink's content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RawPath>,
+    /// Up to a few process names (comm) that made the calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
+    /// Problems with this path: "truncated" (cut at 4096 bytes), "base-unresolved" (relative
+    /// path whose directory could not be found), "base-truncated".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<String>,
+}
+
+/// Operation names used in reports. Stable strings.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpName {
+    /// Opened for writing an existing file (O_WRONLY/O_RDWR without O_CREAT/O_TRUNC).
+    OpenWrite,
+    /// Opened with O_APPEND.
+    Append,
+    /// Created (O_CREAT, creat).
+    Create,
+    /// Truncated (O_TRUNC, truncate).
+    Truncate,
+    /// Anonymous file in this directory (O_TMPFILE).
+    Tmpfile,
+    /// Directory created.
+    Mkdir,
+    /// Node created (FIFO, device, socket via mknod).
+    Mknod,
+    /// Renamed away (the source of a rename).
+    RenameFrom,
+    /// Renamed onto (the destination of a rename).
+    RenameTo,
+    /// Hard link created here.
+    Link,
+    /// Symlink created here.
+    Symlink,
+    /// Removed.
+    Unlink,
+    /// Directory removed.
+    Rmdir,
+    /// Mode changed.
+    Chmod,
+    /// Owner changed.
+    Chown,
+    /// Times changed.
+    Utimes,
+    /// Extended attribute set.
+    Setxattr,
+    /// Extended attribute removed.
+    Removexattr,
+    /// Unix socket bound here.
+    Bind,
+}
+
+impl OpName {
+    /// Whether the op creates a new name in its directory (as opposed to changing an existing
+    /// file). New names need a writable directory; changes need a writable file.
+    pub fn creates_entry(self) -> bool {
+        matches!(
+            self,
+            OpName::Create
+                | OpName::Tmpfile
+                | OpName::Mkdir
+                | OpName::Mknod
+                | OpName::RenameTo
+                | OpName::Link
+                | OpName::Symlink
+                | OpName::Bind
+        )
+    }
+
+    /// Whether the op removes a name from its directory.
+    pub fn removes_entry(self) -> bool {
+        matches!(self, OpName::Unlink | OpName::Rmdir | OpName::RenameFrom)
+    }
+}
+
+/// What a directory held before the target wrote to it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DirectoryContent {
+    /// The directory.
+    pub path: RawPath,
+    /// Whether it existed in the image (false: the workload created it).
+    pub existed: bool,
+    /// Entries found there that the workload did not create.
+    pub image_entries: u64,
+    /// A few of their names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<RawPath>,
+}
+
+/// Errors reading a report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("failed to read report {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a report (or is corrupt).
+    #[error("{path}:{line}:{column}: not a valid writepath report: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A report from a newer writepath.
+    #[error("{path}: report version {found} is newer than this writepath understands ({REPORT_VERSION})")]
+    Version {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
+    },
+    /// Writing the report failed.
+    #[error("failed to write report {path}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Report {
+    /// Parses a report from JSON text; `origin` names the source in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Report> {
+        let report: Report = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if report.version > REPORT_VERSION || report.version == 0 {
+            return Err(Error::Version { path: origin.to_string(), found: report.version });
+        }
+        Ok(report)
+    }
+
+    /// Reads and parses a report file.
+    pub fn load(path: &Path) -> Result<Report> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Writes the report atomically: a temporary file beside `path`, fsync, then rename, so a
+    /// crash never leaves a half-written report.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let err = |source| Error::Write { path: path.display().to_string(), source };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
+        crate::fsutil::write_atomic(path, &json).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_garbage_with_location() {
+        let err = Report::from_json("{\n \"version\": 1,\n \"targets\": [}", "r.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("r.json:3:"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_future_version() {
+        let err = Report::from_json(r#"{"version": 99}"#, "r.json").unwrap_err();
+        assert!(matches!(err, Error::Version { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn round_trips() {
+        let mut w = Write { path: RawPath::from_bytes(b"/tmp/\xff".to_vec()), ..Default::default() };
+        w.ops = vec![OpName::Create, OpName::RenameTo];
+        w.results.insert("EROFS".into(), 3);
+        let r = Report {
+            version: REPORT_VERSION,
+            tool: ToolInfo::default(),
+            recording: Recording::default(),
+            counters: Counters::default(),
+            targets: vec![Target { writes: vec![w], ..Default::default() }],
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"rename-to\""), "{text}");
+        assert_eq!(Report::from_json(&text, "x").unwrap(), r);
+    }
+}
