@@ -8,6 +8,8 @@
 
 pub mod cli;
 pub mod fsutil;
+pub mod patch;
 pub mod path;
+pub mod policy;
 pub mod report;
 pub mod suggest;

@@ -1,1 +1,28 @@
-fn main() {}
+//! The `writepath` binary: parse the command line, set up logging, run, map errors to exit 2.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use writepath::cli::{Cli, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command.execute() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("writepath: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,1 @@
+//! Patch rendering: suggestions into manifests (`writepath patch`).
