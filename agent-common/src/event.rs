@@ -107,9 +107,10 @@ pub const MAX_PATH: usize = 4096;
 pub const MAX_PATH_DEPTH: usize = 64;
 /// Longest single name (NAME_MAX + NUL).
 pub const MAX_NAME: usize = 256;
-/// Bytes of payload after the header. Layout, each part starting where the previous ended:
-/// path (`path_len`), base components (`base_len`), path2 (`path2_len`), base2 components
-/// (`base2_len`). Strings are not NUL-terminated. A base is a list of NUL-terminated names from
+/// Bytes of payload after the header. Layout, each part starting at the end of the previous one
+/// rounded up to a multiple of 8:
+/// path (`path_len`, at 0), path2 (`path2_len`, when `EV_HAS_PATH2`), base components
+/// (`base_len`, when `EV_BASE_RESOLVED`), base2 components (`base2_len`). Strings are not NUL-terminated. A base is a list of NUL-terminated names from
 /// the leaf directory up to (excluding) the task's root: `b\0a\0` is `/a/b`.
 pub const PAYLOAD_CAP: usize = 16384;
 /// Mask that keeps payload offsets in range for the verifier.
@@ -153,7 +154,7 @@ pub struct DedupValue {
 
 /// Header of a write record on the ring buffer; the payload follows.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriteEvent {
     /// Always [`EventKind::Write`].
     pub kind: u32,

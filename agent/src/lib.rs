@@ -6,10 +6,13 @@
 //! aggregates them per target into a [`report::Report`]; the suggestion engine and the patch
 //! renderer read reports.
 
+pub mod capture;
 pub mod cli;
+pub mod decode;
 pub mod fsutil;
 pub mod patch;
 pub mod path;
 pub mod policy;
+pub mod record;
 pub mod report;
 pub mod suggest;

@@ -99,6 +99,9 @@ pub struct Counters {
     /// Records userspace could not decode (a bug if ever non-zero).
     #[serde(default)]
     pub decode_errors: u64,
+    /// Paths folded into their directory because a target exceeded its path budget.
+    #[serde(default)]
+    pub collapsed: u64,
 }
 
 /// One recorded target.

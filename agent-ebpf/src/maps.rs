@@ -1,0 +1,60 @@
+//! Every map of the kernel side, with who writes and who reads it.
+
+use agent_common::{
+    Control, DedupKey, DedupValue, EventBuffer, PendingCall, Verdict, COUNTERS,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+
+/// Ring buffer size: 16 MiB holds ~80 000 typical records, a few hundred ms of a flood, while
+/// userspace drains on a timer.
+const EVENTS_BYTES: u32 = 16 << 20;
+
+/// Write records. Written by `sys_exit_write`; read (drained) by userspace.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Counters, indexed by `Counter`. Written by both programs; read by userspace.
+#[map(name = "STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+/// Watched cgroup v2 ids (value unused, 1). Written by userspace; read by `sys_enter_write`.
+#[map(name = "WATCHED")]
+pub static WATCHED: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Index 0: levels holding watched cgroups and the watch generation. Written by userspace;
+/// read by `sys_enter_write`.
+#[map(name = "CONTROL")]
+pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+
+/// Cached watch verdict per cgroup id. Written and read by `sys_enter_write`; stale entries
+/// (older generation) are recomputed, so userspace never has to clear it.
+#[map(name = "VERDICTS")]
+pub static VERDICTS: LruHashMap<u64, Verdict> = LruHashMap::with_max_entries(16384, 0);
+
+/// Arguments of calls in flight, by pid_tgid. Written by `sys_enter_write`, consumed by
+/// `sys_exit_write`. An LRU, so entries of threads that died mid-call cannot fill it.
+#[map(name = "PENDING")]
+pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Recently emitted writes, with the identical calls folded into them since. Written by
+/// `sys_exit_write`; read (hit counts) by userspace.
+#[map(name = "SEEN_WRITES")]
+pub static SEEN_WRITES: LruHashMap<DedupKey, DedupValue> =
+    LruHashMap::with_max_entries(65536, 0);
+
+/// Per-CPU staging area for one record (too big for the 512-byte BPF stack). Used only by
+/// `sys_exit_write`.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<EventBuffer> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a counter.
+#[inline(always)]
+pub fn count(counter: agent_common::Counter) {
+    if let Some(slot) = STATS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe { *slot += 1 };
+    }
+}

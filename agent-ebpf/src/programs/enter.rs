@@ -1,0 +1,111 @@
+//! `sys_enter_write`: attached to the `sys_enter_*` tracepoint of every watched syscall.
+//!
+//! Cheapest test first: the syscall's spec and write intent (an open without write flags leaves
+//! here), then the watched-cgroup check (cached per cgroup), then the arguments are saved for
+//! the exit program, which reads the paths once the kernel has paged them in.
+
+use agent_common::{
+    syscalls::{
+        open_has_write_intent, ARGS_CREAT, ARGS_OPEN, ARGS_OPENAT2, MAX_SYSCALL, NO_ARG, O_CREAT,
+        O_TRUNC, O_WRONLY, SPECS,
+    },
+    Counter, Op, PendingCall, Verdict,
+};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::maps::{count, CONTROL, PENDING, VERDICTS, WATCHED};
+
+/// Offset of `__syscall_nr` in a syscall tracepoint record.
+pub const NR_OFFSET: usize = 8;
+/// Offset of `args[0]` in a `sys_enter_*` record.
+const ARGS_OFFSET: usize = 16;
+/// cgroup v2 levels checked for a watched ancestor.
+const MAX_CGROUP_LEVELS: i32 = 32;
+
+#[tracepoint]
+pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_enter_write(&ctx);
+    0
+}
+
+fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offsets of the syscall tracepoint format (common header, int nr, args[6]).
+    let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
+    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    if spec.op == Op::None as u8 {
+        return Ok(());
+    }
+    // SAFETY: as above; arguments the syscall does not have read as garbage and are ignored.
+    let args: [u64; 6] = unsafe { ctx.read_at(ARGS_OFFSET) }.map_err(i64::from)?;
+    let arg = |i: u8| if (i as usize) < 6 { args[i as usize] } else { 0 };
+    let flags = match spec.args {
+        ARGS_OPEN => arg(spec.flags),
+        // `struct open_how` starts with the u64 flags.
+        // SAFETY: a user pointer read with the checked helper.
+        ARGS_OPENAT2 => unsafe { bpf_probe_read_user(arg(spec.flags) as *const u64) }
+            .map_err(i64::from)?,
+        ARGS_CREAT => O_CREAT | O_WRONLY | O_TRUNC,
+        _ if spec.flags != NO_ARG => arg(spec.flags),
+        _ => 0,
+    };
+    if matches!(spec.args, ARGS_OPEN | ARGS_OPENAT2) && !open_has_write_intent(flags) {
+        return Ok(());
+    }
+    count(Counter::Seen);
+    if !current_cgroup_watched() {
+        count(Counter::Filtered);
+        return Ok(());
+    }
+    let call = PendingCall { nr: nr as u32, _pad: 0, flags, args };
+    if PENDING.insert(&bpf_get_current_pid_tgid(), &call, 0).is_err() {
+        count(Counter::PendingFull);
+    }
+    Ok(())
+}
+
+/// Whether the current task's cgroup, or one of its ancestors, is watched.
+#[inline(always)]
+fn current_cgroup_watched() -> bool {
+    let Some(control) = CONTROL.get(0) else {
+        return false;
+    };
+    let (mask, generation) = (control.level_mask, control.generation);
+    if mask == 0 {
+        return false;
+    }
+    // SAFETY: helper without arguments.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: plain value read from our own map.
+    if let Some(v) = unsafe { VERDICTS.get(&cgroup) } {
+        if v.generation == generation {
+            return v.watched_root != 0;
+        }
+    }
+    // The generation was read before WATCHED: a verdict computed from an older watched set is
+    // tagged with the older generation and recomputed on the next call.
+    let mut root = 0u64;
+    for level in 0..MAX_CGROUP_LEVELS {
+        if mask & (1u64 << level) == 0 {
+            continue;
+        }
+        // SAFETY: helper with a scalar argument.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if ancestor == 0 {
+            break;
+        }
+        // SAFETY: plain value read from our own map.
+        if unsafe { WATCHED.get(&ancestor) }.is_some() {
+            root = ancestor;
+            break;
+        }
+    }
+    let _ = VERDICTS.insert(&cgroup, &Verdict { generation, watched_root: root }, 0);
+    root != 0
+}

@@ -1,0 +1,278 @@
+//! `sys_exit_write`: attached to the `sys_exit_*` tracepoint of every watched syscall.
+//!
+//! Consumes the arguments the enter program saved, reads the path(s) now that they are paged
+//! in, keeps the syscall's result, folds repeats into the dedup LRU, resolves the base
+//! directory of relative paths, and emits one record.
+
+use agent_common::{
+    syscalls::{
+        AF_UNIX, ARGS_BIND, ARGS_NULLABLE_PATH, ARGS_OPEN, ARGS_OPENAT2, ARGS_CREAT, ARGS_SYMLINK,
+        ARGS_UNLINKAT, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, INTENT_BITS, MAX_SYSCALL, NO_ARG,
+        SPECS, UNIX_PATH_MAX,
+    },
+    Counter, DedupKey, DedupValue, EventKind, Op, EV_BASE2_RESOLVED, EV_BASE2_TRUNCATED,
+    EV_BASE2_UNRESOLVED, EV_BASE_RESOLVED, EV_BASE_TRUNCATED, EV_BASE_UNRESOLVED, EV_HAS_PATH2,
+    EV_PATH2_TRUNCATED, EV_PATH2_UNREADABLE, EV_PATH_TRUNCATED, EV_PATH_UNREADABLE, MAX_PATH,
+    PAYLOAD_CAP, WRITE_EVENT_SIZE,
+};
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_user,
+        generated::bpf_get_current_cgroup_id,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use super::{
+    enter::NR_OFFSET,
+    paths::{align8, copy_user_str, hash},
+};
+use crate::{
+    kernel,
+    maps::{count, EVENTS, PENDING, SCRATCH, SEEN_WRITES},
+};
+
+/// Offset of `ret` in a `sys_exit_*` record.
+const RET_OFFSET: usize = 16;
+/// Wake the reader only when this much is waiting; otherwise it drains on its timer. One
+/// wakeup per record would cost more than the record.
+const WAKEUP_BYTES: u64 = 4 << 20;
+
+#[tracepoint]
+pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_exit_write(&ctx);
+    0
+}
+
+/// One path argument as the spec describes it.
+struct PathArg {
+    ptr: u64,
+    dirfd: i32,
+    /// Maximum bytes to copy, with the NUL.
+    max: usize,
+}
+
+fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: plain value read from our own map.
+    let Some(call) = (unsafe { PENDING.get(&pid_tgid) }).copied() else {
+        return Ok(());
+    };
+    let _ = PENDING.remove(&pid_tgid);
+    // SAFETY: offsets of the syscall tracepoint format.
+    let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
+    if nr as u32 != call.nr {
+        // A stale entry whose exit we never saw.
+        count(Counter::PendingMissing);
+        return Ok(());
+    }
+    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    let arg = |i: u8| if (i as usize) < 6 { call.args[i as usize] } else { 0 };
+    let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
+
+    let mut op = spec.op;
+    let key_flags = match spec.args {
+        ARGS_OPEN | ARGS_OPENAT2 | ARGS_CREAT => call.flags & INTENT_BITS,
+        _ => call.flags & (AT_REMOVEDIR | AT_EMPTY_PATH),
+    };
+    if spec.args == ARGS_UNLINKAT && call.flags & AT_REMOVEDIR != 0 {
+        op = Op::Rmdir as u8;
+    }
+
+    let mut first = PathArg { ptr: arg(spec.path), dirfd: dirfd_of(spec.dirfd), max: MAX_PATH };
+    if spec.args == ARGS_BIND {
+        // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
+        // SAFETY: a user pointer read with the checked helper.
+        let family: u16 = unsafe { bpf_probe_read_user(first.ptr as *const u16) }.unwrap_or(0);
+        let lead: u8 = unsafe { bpf_probe_read_user((first.ptr + 2) as *const u8) }.unwrap_or(0);
+        if family != AF_UNIX || lead == 0 {
+            // Not a unix socket, or an abstract one (no filesystem name).
+            count(Counter::NotAPath);
+            return Ok(());
+        }
+        first.ptr += 2;
+        first.max = UNIX_PATH_MAX + 1;
+    }
+    if spec.args == ARGS_NULLABLE_PATH && first.ptr == 0 {
+        // utimensat(fd, NULL, …): the fd itself, opened earlier with its own record.
+        count(Counter::NotAPath);
+        return Ok(());
+    }
+
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
+    // SAFETY: the per-CPU scratch value, ours for the duration of this program.
+    let buf = unsafe { &mut *scratch };
+    let payload = buf.payload.as_mut_ptr();
+    let mut flags = 0u32;
+
+    // First path at offset 0.
+    let p1 = copy_user_str(payload, 0, first.ptr, first.max);
+    if p1.unreadable {
+        flags |= EV_PATH_UNREADABLE;
+    }
+    if p1.truncated {
+        flags |= EV_PATH_TRUNCATED;
+    }
+    let path_hash = hash(payload, 0, p1.len);
+    // SAFETY: offset 0 is inside the payload.
+    let relative1 = p1.len == 0 || unsafe { *payload } != b'/';
+
+    // Second path (rename/link source, symlink content) after it.
+    let mut off2 = align8(p1.len);
+    let mut p2_len = 0usize;
+    let mut path2_hash = 0u64;
+    let mut relative2 = false;
+    let mut dirfd2 = AT_FDCWD;
+    if spec.path2 != NO_ARG {
+        flags |= EV_HAS_PATH2;
+        let p2 = copy_user_str(payload, off2, arg(spec.path2), MAX_PATH);
+        if p2.unreadable {
+            flags |= EV_PATH2_UNREADABLE;
+        }
+        if p2.truncated {
+            flags |= EV_PATH2_TRUNCATED;
+        }
+        p2_len = p2.len;
+        path2_hash = hash(payload, off2, p2_len);
+        // A symlink's content is not resolved: it is kept as written.
+        if spec.args != ARGS_SYMLINK {
+            // SAFETY: masked offset inside the payload.
+            let lead = unsafe { *payload.add(off2 & agent_common::PAYLOAD_MASK) };
+            relative2 = p2_len == 0 || lead != b'/';
+            dirfd2 = dirfd_of(spec.dirfd2);
+        }
+    }
+
+    let o = kernel::offsets();
+    let resolve = o.valid != 0;
+    let base1 = if relative1 && resolve { kernel::base_dir(first.dirfd, &o).ok() } else { None };
+    let base2 = if relative2 && resolve { kernel::base_dir(dirfd2, &o).ok() } else { None };
+    // Without a resolvable base, the (process, dirfd) pair stands in for the directory.
+    let stand_in = |fd: i32| (pid_tgid >> 32) << 32 | (fd as u32 as u64);
+    let base_id = match (relative1, base1) {
+        (false, _) => 0,
+        (true, Some(b)) => b.dentry,
+        (true, None) => stand_in(first.dirfd),
+    };
+    let base2_id = match (relative2, base2) {
+        (false, _) => 0,
+        (true, Some(b)) => b.dentry,
+        (true, None) => stand_in(dirfd2),
+    };
+
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let key = DedupKey {
+        cgroup_id,
+        base_id,
+        base2_id,
+        path_hash,
+        path2_hash,
+        syscall: nr as u32,
+        flags: key_flags as u32,
+        errno: if ret < 0 { (-ret) as u32 } else { 0 },
+        path_len: p1.len as u32,
+    };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(seen) = SEEN_WRITES.get_ptr_mut(&key) {
+        // SAFETY: map value pointer. The BPF target has no fetch-add in stable core, so two CPUs
+        // hitting the same key at the same instant may fold into one: the count is a lower bound.
+        unsafe {
+            (*seen).hits += 1;
+            (*seen).last_ns = now;
+        }
+        count(Counter::Deduplicated);
+        return Ok(());
+    }
+    let _ = SEEN_WRITES.insert(&key, &DedupValue { hits: 0, last_ns: now }, 0);
+
+    // Bases after the paths: base1 after path2, then base2.
+    let mut end = if spec.path2 != NO_ARG { off2 + p2_len } else { p1.len };
+    let mut base_len = 0usize;
+    let mut base2_len = 0usize;
+    if relative1 || relative2 {
+        let root = if resolve { kernel::current_root(&o).ok() } else { None };
+        match (relative1, base1, root) {
+            (false, _, _) => {}
+            (true, Some(b), Some(r)) => {
+                let start = align8(end);
+                let w = kernel::walk(payload, start, b, r, &o);
+                flags |= EV_BASE_RESOLVED;
+                if w.truncated {
+                    flags |= EV_BASE_TRUNCATED;
+                }
+                base_len = w.end - start;
+                end = w.end;
+            }
+            (true, _, _) => flags |= EV_BASE_UNRESOLVED,
+        }
+        match (relative2, base2, root) {
+            (false, _, _) => {}
+            (true, Some(b), Some(r)) => {
+                let start = align8(end);
+                let w = kernel::walk(payload, start, b, r, &o);
+                flags |= EV_BASE2_RESOLVED;
+                if w.truncated {
+                    flags |= EV_BASE2_TRUNCATED;
+                }
+                base2_len = w.end - start;
+                end = w.end;
+            }
+            (true, _, _) => flags |= EV_BASE2_UNRESOLVED,
+        }
+    }
+    if flags & (EV_PATH_TRUNCATED | EV_PATH_UNREADABLE | EV_PATH2_TRUNCATED | EV_PATH2_UNREADABLE)
+        != 0
+    {
+        count(Counter::PathErrors);
+    }
+    if flags & (EV_BASE_TRUNCATED | EV_BASE_UNRESOLVED | EV_BASE2_TRUNCATED | EV_BASE2_UNRESOLVED)
+        != 0
+    {
+        count(Counter::BaseErrors);
+    }
+    off2 = off2.min(PAYLOAD_CAP);
+
+    let h = &mut buf.header;
+    h.kind = EventKind::Write as u32;
+    h.flags = flags;
+    h.key = key;
+    h.ret = ret;
+    h.ktime_ns = now;
+    h.pid_tgid = pid_tgid;
+    h.mnt_ns = if resolve { kernel::current_mnt_ns(&o) } else { 0 };
+    h.raw_flags = call.flags;
+    h.dirfd = first.dirfd;
+    h.dirfd2 = dirfd2;
+    h.uid = bpf_get_current_uid_gid() as u32;
+    h.op = op as u32;
+    h.path_len = p1.len as u16;
+    h.base_len = base_len as u16;
+    h.path2_len = p2_len as u16;
+    h.base2_len = base2_len as u16;
+    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let _ = off2;
+
+    let size = WRITE_EVENT_SIZE + end.min(PAYLOAD_CAP);
+    // SAFETY: `size` is within the scratch value (header + payload).
+    let bytes = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
+    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    match EVENTS.output::<[u8]>(bytes, wake as u64) {
+        Ok(()) => count(Counter::Emitted),
+        Err(_) => {
+            count(Counter::Dropped);
+            // Let the next identical call try again rather than folding into a lost record.
+            let _ = SEEN_WRITES.remove(&key);
+        }
+    }
+    Ok(())
+}

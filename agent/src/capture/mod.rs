@@ -1,0 +1,4 @@
+//! The capture engine: loads the eBPF programs, attaches them to every write syscall, keeps the
+//! watched-cgroup set, and reads records and counters back.
+pub mod loader;
+pub mod offsets;

@@ -1,0 +1,151 @@
+//! Kernel structure offsets from the running kernel's BTF, for the in-kernel path walk.
+//!
+//! The walk needs a dozen fields of `task_struct`, `fs_struct`, `files_struct`, `fdtable`,
+//! `file`, `dentry`, `mount`, `vfsmount`, `nsproxy` and `mnt_namespace`. Their offsets change
+//! between kernel builds, and Rust eBPF programs have no CO-RE, so they are looked up here and
+//! passed to the program as a global. Anonymous struct/union members are searched through.
+
+use agent_common::offsets::KernelOffsets;
+use btf_rs::{Btf, Type};
+
+/// Where the kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Errors finding offsets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The BTF file could not be parsed.
+    #[error("failed to read kernel BTF from {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: btf_rs::Error,
+    },
+    /// A struct or field is missing from this kernel's BTF.
+    #[error("kernel BTF has no field {field} in struct {strukt}")]
+    Missing {
+        /// Struct name.
+        strukt: &'static str,
+        /// Dotted field path.
+        field: &'static str,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Reads every offset from the BTF at `path`.
+pub fn from_btf_file(path: &str) -> Result<KernelOffsets> {
+    let btf = Btf::from_file(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    from_btf(&btf)
+}
+
+/// Reads every offset from parsed BTF.
+pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
+    let f = |strukt: &'static str, field: &'static str| {
+        offset_of(btf, strukt, field).ok_or(Error::Missing { strukt, field })
+    };
+    Ok(KernelOffsets {
+        valid: 1,
+        task_fs: f("task_struct", "fs")?,
+        task_files: f("task_struct", "files")?,
+        task_nsproxy: f("task_struct", "nsproxy")?,
+        fs_root: f("fs_struct", "root")?,
+        fs_pwd: f("fs_struct", "pwd")?,
+        path_mnt: f("path", "mnt")?,
+        path_dentry: f("path", "dentry")?,
+        files_fdt: f("files_struct", "fdt")?,
+        fdt_max_fds: f("fdtable", "max_fds")?,
+        fdt_fd: f("fdtable", "fd")?,
+        file_path: f("file", "f_path")?,
+        dentry_parent: f("dentry", "d_parent")?,
+        dentry_name: f("dentry", "d_name.name")?,
+        mount_mnt: f("mount", "mnt")?,
+        mount_parent: f("mount", "mnt_parent")?,
+        mount_mountpoint: f("mount", "mnt_mountpoint")?,
+        vfsmount_root: f("vfsmount", "mnt_root")?,
+        nsproxy_mnt_ns: f("nsproxy", "mnt_ns")?,
+        mnt_ns_inum: f("mnt_namespace", "ns.inum")?,
+    })
+}
+
+/// Byte offset of a dotted field path inside the named struct.
+fn offset_of(btf: &Btf, strukt: &str, field: &str) -> Option<u64> {
+    let types = btf.resolve_types_by_name(strukt).ok()?;
+    let members = types.iter().find_map(|t| match t {
+        Type::Struct(s) if !s.members.is_empty() => Some(s.members.clone()),
+        _ => None,
+    })?;
+    let mut parts = field.split('.');
+    let first = parts.next()?;
+    let (mut bits, mut ty) = find_member(btf, &members, first)?;
+    for part in parts {
+        let inner = match strip(btf, ty)? {
+            Type::Struct(s) | Type::Union(s) => s.members,
+            _ => return None,
+        };
+        let (b, t) = find_member(btf, &inner, part)?;
+        bits += b;
+        ty = t;
+    }
+    (bits % 8 == 0).then_some(u64::from(bits / 8))
+}
+
+/// Finds `name` among `members`, descending into anonymous struct/union members. Returns the
+/// bit offset and the member's type.
+fn find_member(btf: &Btf, members: &[btf_rs::Member], name: &str) -> Option<(u32, Type)> {
+    for m in members {
+        let member_name = btf.resolve_name(m).unwrap_or_default();
+        let ty = btf.resolve_chained_type(m).ok()?;
+        if member_name == name {
+            return Some((m.bit_offset(), ty));
+        }
+        if member_name.is_empty() {
+            if let Some(Type::Struct(s) | Type::Union(s)) = strip(btf, ty) {
+                if let Some((b, t)) = find_member(btf, &s.members, name) {
+                    return Some((m.bit_offset() + b, t));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Follows typedefs and qualifiers to the underlying type.
+fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
+    for _ in 0..16 {
+        match &ty {
+            Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_)
+            | Type::TypeTag(_) => {
+                let inner = ty.as_btf_type()?;
+                ty = btf.resolve_chained_type(inner).ok()?;
+            }
+            _ => return Some(ty),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uses the running kernel's BTF when there is one (every machine we support has it).
+    #[test]
+    fn finds_every_offset_on_this_kernel() {
+        if !std::path::Path::new(VMLINUX_BTF).exists() {
+            assert!(std::env::var("CI").is_err(), "CI machines must have {VMLINUX_BTF}");
+            eprintln!("skipping test - no {VMLINUX_BTF}");
+            return;
+        }
+        let o = from_btf_file(VMLINUX_BTF).expect("offsets");
+        assert_eq!(o.valid, 1);
+        assert_eq!(o.path_mnt, 0, "struct path starts with mnt");
+        assert_eq!(o.path_dentry, 8);
+        assert_ne!(o.task_fs, 0);
+        assert_ne!(o.fs_pwd, o.fs_root);
+        assert!(o.dentry_name > o.dentry_parent, "d_name follows d_parent");
+    }
+}

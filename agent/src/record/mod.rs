@@ -1,0 +1,428 @@
+//! Aggregation of decoded writes into a [`Report`]: per target (the writer's cgroup), per
+//! distinct path, with operations, counts, results, first/last seen, the mount each path lands
+//! on and what the image held in the directories written to.
+
+pub mod mounts;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use agent_common::{
+    syscalls::{O_APPEND, O_CREAT, O_TMPFILE_BIT, O_TRUNC},
+    DedupKey, DedupValue, Op, EV_BASE2_TRUNCATED, EV_BASE2_UNRESOLVED, EV_BASE_TRUNCATED,
+    EV_BASE_UNRESOLVED, EV_PATH2_TRUNCATED, EV_PATH_TRUNCATED, EV_PATH_UNREADABLE,
+};
+
+use crate::decode::{self, FileWrite};
+use crate::path::RawPath;
+use crate::report::{CgroupRef, Counters, OpName, Recording, Report, Target, ToolInfo, Write};
+
+/// Distinct paths kept per target before new ones collapse into their directory. Bounds memory
+/// under a flood of unique names; every collapse is counted in the report.
+pub const DEFAULT_PATH_BUDGET: usize = 100_000;
+/// Process names kept per path.
+const MAX_PROCESSES: usize = 4;
+
+/// Converts `bpf_ktime_get_ns` (CLOCK_MONOTONIC) to wall-clock time.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    offset_ns: i128,
+}
+
+impl Clock {
+    /// Samples both clocks now.
+    pub fn now() -> Clock {
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+            .unwrap_or(0);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Clock { offset_ns: wall - mono }
+    }
+
+    /// RFC 3339 (UTC, microseconds) of a monotonic timestamp.
+    pub fn rfc3339(&self, mono_ns: u64) -> String {
+        let wall = (mono_ns as i128 + self.offset_ns).max(0) as u64;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(wall);
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+}
+
+#[derive(Default)]
+struct WriteState {
+    ops: BTreeSet<OpName>,
+    count: u64,
+    results: BTreeMap<String, u64>,
+    first_ns: u64,
+    last_ns: u64,
+    related: BTreeSet<RawPath>,
+    processes: BTreeSet<String>,
+    issues: BTreeSet<String>,
+}
+
+struct TargetState {
+    cgroup: CgroupRef,
+    writes: HashMap<RawPath, WriteState>,
+    mnt_ns: u64,
+    mounts: Vec<crate::report::Mount>,
+    root: Option<OwnedFd>,
+}
+
+struct KeyState {
+    cgroup: u64,
+    paths: Vec<RawPath>,
+    result: String,
+    folded: u64,
+}
+
+/// Collects writes into per-target state.
+pub struct Recorder {
+    clock: Clock,
+    cgroup_root: PathBuf,
+    targets: BTreeMap<u64, TargetState>,
+    keys: HashMap<DedupKey, KeyState>,
+    budget: usize,
+    decode_errors: u64,
+    collapsed: u64,
+    mount_tables: mounts::MountTables,
+}
+
+impl Recorder {
+    /// A recorder resolving cgroup ids below `cgroup_root` (the cgroup2 mount).
+    pub fn new(cgroup_root: &Path) -> Recorder {
+        Recorder {
+            clock: Clock::now(),
+            cgroup_root: cgroup_root.to_path_buf(),
+            targets: BTreeMap::new(),
+            keys: HashMap::new(),
+            budget: DEFAULT_PATH_BUDGET,
+            decode_errors: 0,
+            collapsed: 0,
+            mount_tables: mounts::MountTables::default(),
+        }
+    }
+
+    /// Sets the per-target path budget.
+    pub fn with_budget(mut self, budget: usize) -> Recorder {
+        self.budget = budget.max(1);
+        self
+    }
+
+    /// Registers a cgroup before any write, so targets with no writes still appear.
+    pub fn add_target(&mut self, id: u64, dir: &Path) {
+        let path = cgroup_rel_path(&self.cgroup_root, dir);
+        self.targets.entry(id).or_insert_with(|| TargetState {
+            cgroup: CgroupRef { path, id },
+            writes: HashMap::new(),
+            mnt_ns: 0,
+            mounts: Vec::new(),
+            root: None,
+        });
+    }
+
+    /// Decodes and adds one ring-buffer record; malformed records are counted.
+    pub fn add_record(&mut self, bytes: &[u8]) {
+        match decode::decode(bytes) {
+            Ok(w) => self.add(&w),
+            Err(e) => {
+                self.decode_errors += 1;
+                tracing::warn!(error = %e, "undecodable record");
+            }
+        }
+    }
+
+    /// Adds one decoded write.
+    pub fn add(&mut self, w: &FileWrite) {
+        let h = &w.header;
+        let cgroup = h.key.cgroup_id;
+        let pid = w.pid();
+        if !self.targets.contains_key(&cgroup) {
+            let dir = find_cgroup_dir(&self.cgroup_root, cgroup);
+            let path = dir.as_deref().map(|d| cgroup_rel_path(&self.cgroup_root, d)).unwrap_or_default();
+            self.targets.insert(
+                cgroup,
+                TargetState { cgroup: CgroupRef { path, id: cgroup }, writes: HashMap::new(), mnt_ns: 0, mounts: Vec::new(), root: None },
+            );
+        }
+        let target = self.targets.get_mut(&cgroup).expect("inserted above");
+        if target.root.is_none() {
+            target.root = resolve::open_root(pid);
+        }
+        if target.mounts.is_empty() || (h.mnt_ns != 0 && target.mnt_ns != h.mnt_ns) {
+            if let Some(t) = self.mount_tables.table_for(h.mnt_ns, pid) {
+                target.mounts = t.clone();
+                target.mnt_ns = h.mnt_ns;
+            }
+        }
+
+        let mut issues = Vec::new();
+        if h.flags & EV_PATH_TRUNCATED != 0 {
+            issues.push("truncated");
+        }
+        if h.flags & EV_PATH_UNREADABLE != 0 {
+            issues.push("unreadable");
+        }
+        let path = resolve::resolve(&w.path, w.base.as_deref(), pid, h.dirfd, h.flags & EV_BASE_UNRESOLVED != 0, &mut issues);
+        if h.flags & EV_BASE_TRUNCATED != 0 {
+            issues.push("base-truncated");
+        }
+        let result = result_name(h.ret);
+        let ops = ops_of(w.op, h.raw_flags);
+        let comm = w.comm();
+        let mut paths = Vec::new();
+
+        let second = match (w.op, &w.path2) {
+            (Op::Symlink, Some(content)) => {
+                // The link's content is kept as written, not resolved.
+                Some((None, RawPath::from_bytes(content.clone())))
+            }
+            (Op::Rename | Op::Link, Some(p2)) => {
+                let mut issues2 = Vec::new();
+                if h.flags & EV_PATH2_TRUNCATED != 0 {
+                    issues2.push("truncated");
+                }
+                if h.flags & EV_BASE2_TRUNCATED != 0 {
+                    issues2.push("base-truncated");
+                }
+                let p = resolve::resolve(p2, w.base2.as_deref(), pid, h.dirfd2, h.flags & EV_BASE2_UNRESOLVED != 0, &mut issues2);
+                Some((Some(issues2), p))
+            }
+            _ => None,
+        };
+
+        let ev = EventFacts { ktime_ns: h.ktime_ns, result: &result, comm: &comm };
+        let related = second.as_ref().map(|(_, p)| p);
+        let (p, c) = record_write(target, self.budget, path.clone(), &ops, related, &issues, &ev);
+        paths.push(p);
+        self.collapsed += u64::from(c);
+        if let (Op::Rename, Some((Some(issues2), from))) = (w.op, &second) {
+            let (p, c) = record_write(target, self.budget, from.clone(), &[OpName::RenameFrom], Some(&path), issues2, &ev);
+            paths.push(p);
+            self.collapsed += u64::from(c);
+        }
+        self.keys.insert(h.key, KeyState { cgroup, paths, result, folded: 0 });
+    }
+
+    /// Folds the kernel's dedup hit counts into the counts (call before [`Self::finish`], and
+    /// periodically in long recordings so evicted entries lose little).
+    pub fn apply_hits(&mut self, hits: &[(DedupKey, DedupValue)]) {
+        for (key, value) in hits {
+            let Some(state) = self.keys.get_mut(key) else { continue };
+            // An entry evicted and re-emitted starts again from 0.
+            let delta = value.hits.saturating_sub(state.folded);
+            state.folded = value.hits;
+            if delta == 0 {
+                continue;
+            }
+            let Some(target) = self.targets.get_mut(&state.cgroup) else { continue };
+            for p in &state.paths {
+                if let Some(w) = target.writes.get_mut(p) {
+                    w.count += delta;
+                    *w.results.entry(state.result.clone()).or_default() += delta;
+                    w.last_ns = w.last_ns.max(value.last_ns);
+                }
+            }
+        }
+    }
+
+    /// Distinct paths recorded so far, all targets.
+    pub fn distinct_paths(&self) -> usize {
+        self.targets.values().map(|t| t.writes.len()).sum()
+    }
+
+    /// Builds the report.
+    pub fn finish(self, mut counters: Counters, recording: Recording) -> Report {
+        counters.decode_errors = self.decode_errors;
+        counters.collapsed = self.collapsed;
+        let clock = self.clock;
+        let targets = self
+            .targets
+            .into_values()
+            .map(|t| {
+                let directories = resolve::directory_contents(t.root.as_ref(), &t.writes);
+                let mut writes: Vec<Write> = t
+                    .writes
+                    .into_iter()
+                    .map(|(path, s)| Write {
+                        mount: mounts::landing(&t.mounts, &path).map(|m| m.mount_point.clone()),
+                        path,
+                        ops: s.ops.into_iter().collect(),
+                        count: s.count,
+                        results: s.results,
+                        first_seen: clock.rfc3339(s.first_ns),
+                        last_seen: clock.rfc3339(s.last_ns),
+                        related: s.related.into_iter().collect(),
+                        processes: s.processes.into_iter().collect(),
+                        issues: s.issues.into_iter().collect(),
+                    })
+                    .collect();
+                writes.sort_by(|a, b| a.path.cmp(&b.path));
+                Target {
+                    cgroup: t.cgroup,
+                    mounts: t.mounts,
+                    writes,
+                    directories,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        Report {
+            version: crate::report::REPORT_VERSION,
+            tool: ToolInfo { name: "writepath".into(), version: env!("CARGO_PKG_VERSION").into() },
+            recording,
+            counters,
+            targets,
+        }
+    }
+}
+
+/// What every path of one record shares.
+struct EventFacts<'a> {
+    ktime_ns: u64,
+    result: &'a str,
+    comm: &'a str,
+}
+
+/// Adds one observation of `path` to `target`. Beyond `budget` distinct paths a new path is
+/// folded into its directory (returned `true`: counted as collapsed).
+fn record_write(
+    target: &mut TargetState,
+    budget: usize,
+    path: RawPath,
+    ops: &[OpName],
+    related: Option<&RawPath>,
+    issues: &[&str],
+    ev: &EventFacts<'_>,
+) -> (RawPath, bool) {
+    let collapse = target.writes.len() >= budget && !target.writes.contains_key(&path);
+    let path = if collapse { path.parent() } else { path };
+    let entry = target
+        .writes
+        .entry(path.clone())
+        .or_insert_with(|| WriteState { first_ns: ev.ktime_ns, ..Default::default() });
+    if collapse {
+        entry.issues.insert("collapsed".into());
+    }
+    entry.ops.extend(ops.iter().copied());
+    entry.count += 1;
+    *entry.results.entry(ev.result.to_string()).or_default() += 1;
+    entry.first_ns = entry.first_ns.min(ev.ktime_ns);
+    entry.last_ns = entry.last_ns.max(ev.ktime_ns);
+    if let Some(r) = related {
+        entry.related.insert(r.clone());
+    }
+    if entry.processes.len() < MAX_PROCESSES {
+        entry.processes.insert(ev.comm.to_string());
+    }
+    entry.issues.extend(issues.iter().map(|s| s.to_string()));
+    (path, collapse)
+}
+
+/// The report operations of one syscall record.
+pub fn ops_of(op: Op, open_flags: u64) -> Vec<OpName> {
+    match op {
+        Op::Open => {
+            if open_flags & O_TMPFILE_BIT != 0 {
+                return vec![OpName::Tmpfile];
+            }
+            let mut ops = Vec::new();
+            if open_flags & O_CREAT != 0 {
+                ops.push(OpName::Create);
+            }
+            if open_flags & O_TRUNC != 0 {
+                ops.push(OpName::Truncate);
+            }
+            if open_flags & O_APPEND != 0 {
+                ops.push(OpName::Append);
+            }
+            if ops.is_empty() {
+                ops.push(OpName::OpenWrite);
+            }
+            ops
+        }
+        Op::Truncate => vec![OpName::Truncate],
+        Op::Mkdir => vec![OpName::Mkdir],
+        Op::Mknod => vec![OpName::Mknod],
+        Op::Rename => vec![OpName::RenameTo],
+        Op::Link => vec![OpName::Link],
+        Op::Symlink => vec![OpName::Symlink],
+        Op::Unlink => vec![OpName::Unlink],
+        Op::Rmdir => vec![OpName::Rmdir],
+        Op::Chmod => vec![OpName::Chmod],
+        Op::Chown => vec![OpName::Chown],
+        Op::Utimes => vec![OpName::Utimes],
+        Op::Setxattr => vec![OpName::Setxattr],
+        Op::Removexattr => vec![OpName::Removexattr],
+        Op::Bind => vec![OpName::Bind],
+        Op::None => Vec::new(),
+    }
+}
+
+/// "ok" for a success, else the errno's name ("EROFS").
+pub fn result_name(ret: i64) -> String {
+    if ret >= 0 {
+        return "ok".into();
+    }
+    let errno = nix::errno::Errno::from_raw((-ret) as i32);
+    match errno {
+        nix::errno::Errno::UnknownErrno => format!("E{}", -ret),
+        e => format!("{e:?}"),
+    }
+}
+
+fn cgroup_rel_path(root: &Path, dir: &Path) -> String {
+    match dir.strip_prefix(root) {
+        Ok(rel) => format!("/{}", rel.display()),
+        Err(_) => dir.display().to_string(),
+    }
+}
+
+/// Finds the cgroup directory whose inode is `id` (bounded breadth-first walk).
+pub fn find_cgroup_dir(root: &Path, id: u64) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut queue = std::collections::VecDeque::from([root.to_path_buf()]);
+    let mut visited = 0;
+    while let Some(dir) = queue.pop_front() {
+        visited += 1;
+        if visited > 100_000 {
+            return None;
+        }
+        if std::fs::metadata(&dir).map(|m| m.ino()).ok() == Some(id) {
+            return Some(dir);
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    queue.push_back(e.path());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_from_open_flags() {
+        assert_eq!(ops_of(Op::Open, 0o1), vec![OpName::OpenWrite]);
+        assert_eq!(ops_of(Op::Open, 0o1 | O_CREAT | O_TRUNC), vec![OpName::Create, OpName::Truncate]);
+        assert_eq!(ops_of(Op::Open, 0o1 | O_APPEND | O_CREAT), vec![OpName::Create, OpName::Append]);
+        assert_eq!(ops_of(Op::Open, 0o2 | O_TMPFILE_BIT | 0o200000), vec![OpName::Tmpfile]);
+        assert_eq!(ops_of(Op::Rename, 0), vec![OpName::RenameTo]);
+    }
+
+    #[test]
+    fn result_names() {
+        assert_eq!(result_name(3), "ok");
+        assert_eq!(result_name(-30), "EROFS");
+        assert_eq!(result_name(-13), "EACCES");
+        assert_eq!(result_name(-4000), "E4000");
+    }
+}
