@@ -8,8 +8,10 @@
 use agent_common::{offsets::KernelOffsets, MAX_NAME, MAX_PATH_DEPTH, PAYLOAD_CAP, PAYLOAD_MASK};
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel,
-    generated::{bpf_get_current_task, bpf_probe_read_kernel_str},
+    generated::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel_str},
 };
+
+use crate::maps::{LOOP_STATE, SCRATCH};
 
 /// Set by userspace before load (`EbpfLoader::set_global`); all zero means "unknown kernel".
 #[unsafe(no_mangle)]
@@ -50,6 +52,11 @@ pub struct KPath {
     pub dentry: u64,
 }
 
+impl KPath {
+    /// No path.
+    pub const ZERO: KPath = KPath { mnt: 0, dentry: 0 };
+}
+
 #[inline(always)]
 fn read_u64(addr: u64) -> Result<u64, i64> {
     // SAFETY: probe read of kernel memory; faults return an error.
@@ -58,7 +65,10 @@ fn read_u64(addr: u64) -> Result<u64, i64> {
 
 #[inline(always)]
 fn read_path(addr: u64, o: &KernelOffsets) -> Result<KPath, i64> {
-    Ok(KPath { mnt: read_u64(addr + o.path_mnt)?, dentry: read_u64(addr + o.path_dentry)? })
+    Ok(KPath {
+        mnt: read_u64(addr + o.path_mnt)?,
+        dentry: read_u64(addr + o.path_dentry)?,
+    })
 }
 
 /// The current task's `fs_struct` address.
@@ -126,53 +136,118 @@ pub struct Walk {
     pub truncated: bool,
 }
 
-/// Writes the names from `from` up to `root` (excluding it) into `payload` at `start`, leaf
-/// first, each NUL-terminated. Mount points are crossed to their parent mount, so a cwd on a
-/// volume still yields the container's path. At most [`MAX_PATH_DEPTH`] levels.
+/// Writes the names from `from` up to `root` (excluding it) into the scratch payload at
+/// `start`, leaf first, each NUL-terminated. Mount points are crossed to their parent mount,
+/// so a cwd on a volume still yields the container's path. At most [`MAX_PATH_DEPTH`] levels.
+///
+/// The loop runs under `bpf_loop` with its state in [`LOOP_STATE`], so the verifier checks one
+/// step once instead of every unrolled level for every caller state.
 #[inline(always)]
-pub fn walk(payload: *mut u8, start: usize, from: KPath, root: KPath, o: &KernelOffsets) -> Walk {
-    let mut off = start;
-    let mut dentry = from.dentry;
-    let mut mnt = from.mnt;
-    let mut mount = mnt.wrapping_sub(o.mount_mnt);
-    for _ in 0..MAX_PATH_DEPTH {
-        if dentry == root.dentry && mnt == root.mnt {
-            return Walk { end: off, truncated: false };
-        }
-        let Ok(mnt_root) = read_u64(mnt + o.vfsmount_root) else { break };
-        if dentry == mnt_root {
-            let Ok(parent) = read_u64(mount + o.mount_parent) else { break };
-            if parent == mount {
-                // The top of this mount namespace: the path is complete.
-                return Walk { end: off, truncated: false };
-            }
-            let Ok(mountpoint) = read_u64(mount + o.mount_mountpoint) else { break };
-            dentry = mountpoint;
-            mount = parent;
-            mnt = mount + o.mount_mnt;
-            continue;
-        }
-        let Ok(parent) = read_u64(dentry + o.dentry_parent) else { break };
-        if parent == dentry {
-            return Walk { end: off, truncated: false };
-        }
-        let Ok(name) = read_u64(dentry + o.dentry_name) else { break };
-        if off > PAYLOAD_CAP - MAX_NAME {
-            break;
-        }
-        // SAFETY: `off & PAYLOAD_MASK` + MAX_NAME stays inside payload + slack.
-        let n = unsafe {
-            bpf_probe_read_kernel_str(
-                payload.add(off & PAYLOAD_MASK).cast(),
-                MAX_NAME as u32,
-                name as *const core::ffi::c_void,
-            )
+pub fn walk(start: usize, from: KPath, root: KPath, o: &KernelOffsets) -> Walk {
+    let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
+        return Walk {
+            end: start,
+            truncated: true,
         };
-        if n <= 0 {
-            break;
-        }
-        off += n as usize;
-        dentry = parent;
+    };
+    // SAFETY: per-CPU map value, ours while this program runs.
+    unsafe {
+        (*st).dentry = from.dentry;
+        (*st).mnt = from.mnt;
+        (*st).mount = from.mnt.wrapping_sub(o.mount_mnt);
+        (*st).root_dentry = root.dentry;
+        (*st).root_mnt = root.mnt;
+        (*st).off = start as u64;
+        (*st).done = 0;
     }
-    Walk { end: off, truncated: true }
+    // SAFETY: the callback takes its state from LOOP_STATE, not from the context pointer.
+    let loops = unsafe {
+        bpf_loop(
+            MAX_PATH_DEPTH as u32,
+            walk_step as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: as above.
+    let (end, done) = unsafe { ((*st).off as usize, (*st).done) };
+    let end = if end < start || end > PAYLOAD_CAP {
+        start
+    } else {
+        end
+    };
+    Walk {
+        end,
+        truncated: loops < 0 || done == 0,
+    }
+}
+
+/// One level of [`walk`]: returns 1 to stop (done or failed), 0 to go on.
+#[inline(never)]
+extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
+    let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: per-CPU map value, ours while this program runs.
+    let st = unsafe { &mut *st };
+    let o = offsets();
+    if st.dentry == st.root_dentry && st.mnt == st.root_mnt {
+        st.done = 1;
+        return 1;
+    }
+    let Ok(mnt_root) = read_u64(st.mnt + o.vfsmount_root) else {
+        return 1;
+    };
+    if st.dentry == mnt_root {
+        let Ok(parent) = read_u64(st.mount + o.mount_parent) else {
+            return 1;
+        };
+        if parent == st.mount {
+            // The top of this mount namespace: the path is complete.
+            st.done = 1;
+            return 1;
+        }
+        let Ok(mountpoint) = read_u64(st.mount + o.mount_mountpoint) else {
+            return 1;
+        };
+        st.dentry = mountpoint;
+        st.mount = parent;
+        st.mnt = parent + o.mount_mnt;
+        return 0;
+    }
+    let Ok(parent) = read_u64(st.dentry + o.dentry_parent) else {
+        return 1;
+    };
+    if parent == st.dentry {
+        st.done = 1;
+        return 1;
+    }
+    let Ok(name) = read_u64(st.dentry + o.dentry_name) else {
+        return 1;
+    };
+    let off = st.off as usize;
+    if off > PAYLOAD_CAP - MAX_NAME {
+        return 1;
+    }
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: `off & PAYLOAD_MASK` + MAX_NAME stays inside payload + slack.
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            (*scratch)
+                .payload
+                .as_mut_ptr()
+                .add(off & PAYLOAD_MASK)
+                .cast(),
+            MAX_NAME as u32,
+            name as *const core::ffi::c_void,
+        )
+    };
+    if n <= 0 {
+        return 1;
+    }
+    st.off += n as u64;
+    st.dentry = parent;
+    0
 }

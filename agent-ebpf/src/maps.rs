@@ -1,8 +1,6 @@
 //! Every map of the kernel side, with who writes and who reads it.
 
-use agent_common::{
-    Control, DedupKey, DedupValue, EventBuffer, PendingCall, Verdict, COUNTERS,
-};
+use agent_common::{Control, DedupKey, DedupValue, EventBuffer, PendingCall, Verdict, COUNTERS};
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -42,8 +40,7 @@ pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(
 /// Recently emitted writes, with the identical calls folded into them since. Written by
 /// `sys_exit_write`; read (hit counts) by userspace.
 #[map(name = "SEEN_WRITES")]
-pub static SEEN_WRITES: LruHashMap<DedupKey, DedupValue> =
-    LruHashMap::with_max_entries(65536, 0);
+pub static SEEN_WRITES: LruHashMap<DedupKey, DedupValue> = LruHashMap::with_max_entries(65536, 0);
 
 /// Per-CPU staging area for one record (too big for the 512-byte BPF stack). Used only by
 /// `sys_exit_write`.
@@ -57,4 +54,35 @@ pub fn count(counter: agent_common::Counter) {
         // SAFETY: per-CPU slot, only this CPU writes it while we run.
         unsafe { *slot += 1 };
     }
+}
+
+/// State of a `bpf_loop` in progress (path walk or hash). Kept in a map rather than on the
+/// stack: values read from a map are unknown to the verifier, so it checks a loop step once
+/// instead of once per distinct caller state. Used only by `sys_exit_write` and its callbacks.
+#[map(name = "LOOP_STATE")]
+pub static LOOP_STATE: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);
+
+/// See [`LOOP_STATE`].
+#[repr(C)]
+pub struct LoopState {
+    /// Walk: current dentry.
+    pub dentry: u64,
+    /// Walk: current vfsmount.
+    pub mnt: u64,
+    /// Walk: current struct mount.
+    pub mount: u64,
+    /// Walk: the task's root dentry.
+    pub root_dentry: u64,
+    /// Walk: the task's root vfsmount.
+    pub root_mnt: u64,
+    /// Walk: next payload offset.
+    pub off: u64,
+    /// Walk: 1 once the root was reached.
+    pub done: u64,
+    /// Hash: payload offset of the string.
+    pub hash_off: u64,
+    /// Hash: its length.
+    pub hash_len: u64,
+    /// Hash: running value.
+    pub hash: u64,
 }

@@ -83,13 +83,21 @@ pub fn decode(bytes: &[u8]) -> Result<FileWrite> {
     if header.kind != EventKind::Write as u32 {
         return Err(Error::UnknownKind(header.kind));
     }
-    let op = u8::try_from(header.op).ok().and_then(Op::from_u8).ok_or(Error::UnknownOp(header.op))?;
+    let op = u8::try_from(header.op)
+        .ok()
+        .and_then(Op::from_u8)
+        .ok_or(Error::UnknownOp(header.op))?;
     let payload = &bytes[WRITE_EVENT_SIZE..];
     let take = |part: &'static str, offset: usize, len: usize| -> Result<Vec<u8>> {
         payload
             .get(offset..offset + len)
             .map(<[u8]>::to_vec)
-            .ok_or(Error::Overrun { part, offset, len, size: payload.len() })
+            .ok_or(Error::Overrun {
+                part,
+                offset,
+                len,
+                size: payload.len(),
+            })
     };
     let path = take("path", 0, header.path_len as usize)?;
     let mut end = header.path_len as usize;
@@ -110,7 +118,14 @@ pub fn decode(bytes: &[u8]) -> Result<FileWrite> {
         let off = align8(end);
         base2 = Some(take("base2", off, header.base2_len as usize)?);
     }
-    Ok(FileWrite { header, op, path, base, path2, base2 })
+    Ok(FileWrite {
+        header,
+        op,
+        path,
+        base,
+        path2,
+        base2,
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +186,10 @@ mod tests {
     fn rejects_malformed_records() {
         assert_eq!(decode(&[0u8; 10]), Err(Error::Short(10)));
         let mut h = header(Op::Open, 0, [10, 0, 0, 0]);
-        assert!(matches!(decode(&record(&h, b"short")), Err(Error::Overrun { part: "path", .. })));
+        assert!(matches!(
+            decode(&record(&h, b"short")),
+            Err(Error::Overrun { part: "path", .. })
+        ));
         h.kind = 7;
         assert_eq!(decode(&record(&h, &[0; 10])), Err(Error::UnknownKind(7)));
         let mut h = header(Op::Open, 0, [0; 4]);

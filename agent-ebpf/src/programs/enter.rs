@@ -44,13 +44,20 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: as above; arguments the syscall does not have read as garbage and are ignored.
     let args: [u64; 6] = unsafe { ctx.read_at(ARGS_OFFSET) }.map_err(i64::from)?;
-    let arg = |i: u8| if (i as usize) < 6 { args[i as usize] } else { 0 };
+    let arg = |i: u8| {
+        if (i as usize) < 6 {
+            args[i as usize]
+        } else {
+            0
+        }
+    };
     let flags = match spec.args {
         ARGS_OPEN => arg(spec.flags),
         // `struct open_how` starts with the u64 flags.
         // SAFETY: a user pointer read with the checked helper.
-        ARGS_OPENAT2 => unsafe { bpf_probe_read_user(arg(spec.flags) as *const u64) }
-            .map_err(i64::from)?,
+        ARGS_OPENAT2 => {
+            unsafe { bpf_probe_read_user(arg(spec.flags) as *const u64) }.map_err(i64::from)?
+        }
         ARGS_CREAT => O_CREAT | O_WRONLY | O_TRUNC,
         _ if spec.flags != NO_ARG => arg(spec.flags),
         _ => 0,
@@ -63,8 +70,16 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
         count(Counter::Filtered);
         return Ok(());
     }
-    let call = PendingCall { nr: nr as u32, _pad: 0, flags, args };
-    if PENDING.insert(&bpf_get_current_pid_tgid(), &call, 0).is_err() {
+    let call = PendingCall {
+        nr: nr as u32,
+        _pad: 0,
+        flags,
+        args,
+    };
+    if PENDING
+        .insert(&bpf_get_current_pid_tgid(), &call, 0)
+        .is_err()
+    {
         count(Counter::PendingFull);
     }
     Ok(())
@@ -106,6 +121,13 @@ fn current_cgroup_watched() -> bool {
             break;
         }
     }
-    let _ = VERDICTS.insert(&cgroup, &Verdict { generation, watched_root: root }, 0);
+    let _ = VERDICTS.insert(
+        &cgroup,
+        &Verdict {
+            generation,
+            watched_root: root,
+        },
+        0,
+    );
     root != 0
 }

@@ -6,7 +6,7 @@
 
 use agent_common::{
     syscalls::{
-        AF_UNIX, ARGS_BIND, ARGS_NULLABLE_PATH, ARGS_OPEN, ARGS_OPENAT2, ARGS_CREAT, ARGS_SYMLINK,
+        AF_UNIX, ARGS_BIND, ARGS_CREAT, ARGS_NULLABLE_PATH, ARGS_OPEN, ARGS_OPENAT2, ARGS_SYMLINK,
         ARGS_UNLINKAT, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, INTENT_BITS, MAX_SYSCALL, NO_ARG,
         SPECS, UNIX_PATH_MAX,
     },
@@ -18,9 +18,8 @@ use agent_common::{
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
-        bpf_probe_read_user,
-        generated::bpf_get_current_cgroup_id,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user,
+        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     },
     macros::tracepoint,
     programs::TracePointContext,
@@ -31,7 +30,7 @@ use super::{
     paths::{align8, copy_user_str, hash},
 };
 use crate::{
-    kernel,
+    kernel::{self, KPath},
     maps::{count, EVENTS, PENDING, SCRATCH, SEEN_WRITES},
 };
 
@@ -57,33 +56,50 @@ struct PathArg {
 
 fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: plain value read from our own map.
-    let Some(call) = (unsafe { PENDING.get(&pid_tgid) }).copied() else {
+    let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
         return Ok(());
     };
-    let _ = PENDING.remove(&pid_tgid);
     // SAFETY: offsets of the syscall tracepoint format.
     let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
-    if nr as u32 != call.nr {
+    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    // Read the saved call field by field (a struct copy becomes a byte-loop memcpy the
+    // verifier has to walk on every path).
+    // SAFETY: map value pointer, valid until the entry is removed below.
+    let arg = |i: u8| -> u64 {
+        match i {
+            0..=5 => unsafe { core::ptr::read_volatile(&(*pending).args[i as usize]) },
+            _ => 0,
+        }
+    };
+    let call_nr = unsafe { core::ptr::read_volatile(&(*pending).nr) };
+    let call_flags = unsafe { core::ptr::read_volatile(&(*pending).flags) };
+    let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
+    let path_ptr = arg(spec.path);
+    let path2_ptr = arg(spec.path2);
+    let first_dirfd = dirfd_of(spec.dirfd);
+    let second_dirfd = dirfd_of(spec.dirfd2);
+    let _ = PENDING.remove(&pid_tgid);
+    if nr as u32 != call_nr {
         // A stale entry whose exit we never saw.
         count(Counter::PendingMissing);
         return Ok(());
     }
-    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
-    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
-    let arg = |i: u8| if (i as usize) < 6 { call.args[i as usize] } else { 0 };
-    let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
 
     let mut op = spec.op;
     let key_flags = match spec.args {
-        ARGS_OPEN | ARGS_OPENAT2 | ARGS_CREAT => call.flags & INTENT_BITS,
-        _ => call.flags & (AT_REMOVEDIR | AT_EMPTY_PATH),
+        ARGS_OPEN | ARGS_OPENAT2 | ARGS_CREAT => call_flags & INTENT_BITS,
+        _ => call_flags & (AT_REMOVEDIR | AT_EMPTY_PATH),
     };
-    if spec.args == ARGS_UNLINKAT && call.flags & AT_REMOVEDIR != 0 {
+    if spec.args == ARGS_UNLINKAT && call_flags & AT_REMOVEDIR != 0 {
         op = Op::Rmdir as u8;
     }
 
-    let mut first = PathArg { ptr: arg(spec.path), dirfd: dirfd_of(spec.dirfd), max: MAX_PATH };
+    let mut first = PathArg {
+        ptr: path_ptr,
+        dirfd: first_dirfd,
+        max: MAX_PATH,
+    };
     if spec.args == ARGS_BIND {
         // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
         // SAFETY: a user pointer read with the checked helper.
@@ -117,7 +133,7 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     if p1.truncated {
         flags |= EV_PATH_TRUNCATED;
     }
-    let path_hash = hash(payload, 0, p1.len);
+    let path_hash = hash(0, p1.len);
     // SAFETY: offset 0 is inside the payload.
     let relative1 = p1.len == 0 || unsafe { *payload } != b'/';
 
@@ -129,7 +145,7 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     let mut dirfd2 = AT_FDCWD;
     if spec.path2 != NO_ARG {
         flags |= EV_HAS_PATH2;
-        let p2 = copy_user_str(payload, off2, arg(spec.path2), MAX_PATH);
+        let p2 = copy_user_str(payload, off2, path2_ptr, MAX_PATH);
         if p2.unreadable {
             flags |= EV_PATH2_UNREADABLE;
         }
@@ -137,49 +153,55 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
             flags |= EV_PATH2_TRUNCATED;
         }
         p2_len = p2.len;
-        path2_hash = hash(payload, off2, p2_len);
+        path2_hash = hash(off2, p2_len);
         // A symlink's content is not resolved: it is kept as written.
         if spec.args != ARGS_SYMLINK {
             // SAFETY: masked offset inside the payload.
             let lead = unsafe { *payload.add(off2 & agent_common::PAYLOAD_MASK) };
             relative2 = p2_len == 0 || lead != b'/';
-            dirfd2 = dirfd_of(spec.dirfd2);
+            dirfd2 = second_dirfd;
         }
     }
 
     let o = kernel::offsets();
     let resolve = o.valid != 0;
-    let base1 = if relative1 && resolve { kernel::base_dir(first.dirfd, &o).ok() } else { None };
-    let base2 = if relative2 && resolve { kernel::base_dir(dirfd2, &o).ok() } else { None };
+    // Plain values with explicit "found" flags rather than Options: LLVM may otherwise read
+    // the payload of a None on a path the verifier then rejects as uninitialized.
+    let (found1, base1) = lookup_base(relative1 && resolve, first.dirfd, &o);
+    let (found2, base2) = lookup_base(relative2 && resolve, dirfd2, &o);
     // Without a resolvable base, the (process, dirfd) pair stands in for the directory.
-    let stand_in = |fd: i32| (pid_tgid >> 32) << 32 | (fd as u32 as u64);
-    let base_id = match (relative1, base1) {
-        (false, _) => 0,
-        (true, Some(b)) => b.dentry,
-        (true, None) => stand_in(first.dirfd),
+    let tgid_hi = (pid_tgid >> 32) << 32;
+    let base_id = if !relative1 {
+        0
+    } else if found1 {
+        base1.dentry
+    } else {
+        tgid_hi | (first.dirfd as u32 as u64)
     };
-    let base2_id = match (relative2, base2) {
-        (false, _) => 0,
-        (true, Some(b)) => b.dentry,
-        (true, None) => stand_in(dirfd2),
+    let base2_id = if !relative2 {
+        0
+    } else if found2 {
+        base2.dentry
+    } else {
+        tgid_hi | (dirfd2 as u32 as u64)
     };
 
+    // The key is built in place in the scratch header and used from there (no copies).
+    let key = &mut buf.header.key;
     // SAFETY: helper without arguments.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let key = DedupKey {
-        cgroup_id,
-        base_id,
-        base2_id,
-        path_hash,
-        path2_hash,
-        syscall: nr as u32,
-        flags: key_flags as u32,
-        errno: if ret < 0 { (-ret) as u32 } else { 0 },
-        path_len: p1.len as u32,
-    };
+    key.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    key.base_id = base_id;
+    key.base2_id = base2_id;
+    key.path_hash = path_hash;
+    key.path2_hash = path2_hash;
+    key.syscall = nr as u32;
+    key.flags = key_flags as u32;
+    key.errno = if ret < 0 { (-ret) as u32 } else { 0 };
+    key.path_len = p1.len as u32;
+    let key: &DedupKey = key;
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(seen) = SEEN_WRITES.get_ptr_mut(&key) {
+    if let Some(seen) = SEEN_WRITES.get_ptr_mut(key) {
         // SAFETY: map value pointer. The BPF target has no fetch-add in stable core, so two CPUs
         // hitting the same key at the same instant may fold into one: the count is a lower bound.
         unsafe {
@@ -189,42 +211,51 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
         count(Counter::Deduplicated);
         return Ok(());
     }
-    let _ = SEEN_WRITES.insert(&key, &DedupValue { hits: 0, last_ns: now }, 0);
+    let fresh = DedupValue {
+        hits: 0,
+        last_ns: now,
+    };
+    let _ = SEEN_WRITES.insert(key, &fresh, 0);
 
     // Bases after the paths: base1 after path2, then base2.
-    let mut end = if spec.path2 != NO_ARG { off2 + p2_len } else { p1.len };
+    let mut end = if spec.path2 != NO_ARG {
+        off2 + p2_len
+    } else {
+        p1.len
+    };
     let mut base_len = 0usize;
     let mut base2_len = 0usize;
-    if relative1 || relative2 {
-        let root = if resolve { kernel::current_root(&o).ok() } else { None };
-        match (relative1, base1, root) {
-            (false, _, _) => {}
-            (true, Some(b), Some(r)) => {
-                let start = align8(end);
-                let w = kernel::walk(payload, start, b, r, &o);
-                flags |= EV_BASE_RESOLVED;
-                if w.truncated {
-                    flags |= EV_BASE_TRUNCATED;
-                }
-                base_len = w.end - start;
-                end = w.end;
+    if found1 || found2 {
+        let (root_found, root) = match kernel::current_root(&o) {
+            Ok(r) => (true, r),
+            Err(_) => (false, KPath::ZERO),
+        };
+        if found1 && root_found {
+            let start = align8(end);
+            let w = kernel::walk(start, base1, root, &o);
+            flags |= EV_BASE_RESOLVED;
+            if w.truncated {
+                flags |= EV_BASE_TRUNCATED;
             }
-            (true, _, _) => flags |= EV_BASE_UNRESOLVED,
+            base_len = w.end - start;
+            end = w.end;
         }
-        match (relative2, base2, root) {
-            (false, _, _) => {}
-            (true, Some(b), Some(r)) => {
-                let start = align8(end);
-                let w = kernel::walk(payload, start, b, r, &o);
-                flags |= EV_BASE2_RESOLVED;
-                if w.truncated {
-                    flags |= EV_BASE2_TRUNCATED;
-                }
-                base2_len = w.end - start;
-                end = w.end;
+        if found2 && root_found {
+            let start = align8(end);
+            let w = kernel::walk(start, base2, root, &o);
+            flags |= EV_BASE2_RESOLVED;
+            if w.truncated {
+                flags |= EV_BASE2_TRUNCATED;
             }
-            (true, _, _) => flags |= EV_BASE2_UNRESOLVED,
+            base2_len = w.end - start;
+            end = w.end;
         }
+    }
+    if relative1 && flags & EV_BASE_RESOLVED == 0 {
+        flags |= EV_BASE_UNRESOLVED;
+    }
+    if relative2 && flags & EV_BASE2_RESOLVED == 0 {
+        flags |= EV_BASE2_UNRESOLVED;
     }
     if flags & (EV_PATH_TRUNCATED | EV_PATH_UNREADABLE | EV_PATH2_TRUNCATED | EV_PATH2_UNREADABLE)
         != 0
@@ -241,12 +272,15 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     let h = &mut buf.header;
     h.kind = EventKind::Write as u32;
     h.flags = flags;
-    h.key = key;
     h.ret = ret;
     h.ktime_ns = now;
     h.pid_tgid = pid_tgid;
-    h.mnt_ns = if resolve { kernel::current_mnt_ns(&o) } else { 0 };
-    h.raw_flags = call.flags;
+    h.mnt_ns = if resolve {
+        kernel::current_mnt_ns(&o)
+    } else {
+        0
+    };
+    h.raw_flags = call_flags;
     h.dirfd = first.dirfd;
     h.dirfd2 = dirfd2;
     h.uid = bpf_get_current_uid_gid() as u32;
@@ -255,7 +289,8 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     h.base_len = base_len as u16;
     h.path2_len = p2_len as u16;
     h.base2_len = base2_len as u16;
-    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // SAFETY: writes at most 16 bytes into the 16-byte comm field.
+    unsafe { bpf_get_current_comm(h.comm.as_mut_ptr().cast(), 16) };
     let _ = off2;
 
     let size = WRITE_EVENT_SIZE + end.min(PAYLOAD_CAP);
@@ -271,8 +306,24 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
         Err(_) => {
             count(Counter::Dropped);
             // Let the next identical call try again rather than folding into a lost record.
-            let _ = SEEN_WRITES.remove(&key);
+            let _ = SEEN_WRITES.remove(&buf.header.key);
         }
     }
     Ok(())
+}
+
+/// The base directory of a relative path, when `wanted` and resolvable.
+#[inline(always)]
+fn lookup_base(
+    wanted: bool,
+    dirfd: i32,
+    o: &agent_common::offsets::KernelOffsets,
+) -> (bool, KPath) {
+    if !wanted {
+        return (false, KPath::ZERO);
+    }
+    match kernel::base_dir(dirfd, o) {
+        Ok(b) => (true, b),
+        Err(_) => (false, KPath::ZERO),
+    }
 }

@@ -1,7 +1,11 @@
 //! Copying user path strings into the staging payload, and hashing them for the dedup key.
 
 use agent_common::{FNV_OFFSET, FNV_PRIME, MAX_PATH, PAYLOAD_MASK};
-use aya_ebpf::helpers::generated::{bpf_probe_read_user, bpf_probe_read_user_str};
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_user, bpf_probe_read_user_str};
+
+use crate::maps::{LOOP_STATE, SCRATCH};
 
 /// A string copied into the payload.
 pub struct Copied {
@@ -21,7 +25,11 @@ pub fn copy_user_str(payload: *mut u8, off: usize, src: u64, max: usize) -> Copi
     let dst = unsafe { payload.add(off & PAYLOAD_MASK) };
     let n = unsafe { bpf_probe_read_user_str(dst.cast(), max as u32, src as *const _) };
     if n <= 0 {
-        return Copied { len: 0, truncated: false, unreadable: true };
+        return Copied {
+            len: 0,
+            truncated: false,
+            unreadable: true,
+        };
     }
     let len = (n as usize - 1) & (MAX_PATH - 1);
     let mut truncated = false;
@@ -30,32 +38,67 @@ pub fn copy_user_str(payload: *mut u8, off: usize, src: u64, max: usize) -> Copi
         let mut next = 0u8;
         // SAFETY: a user pointer read with the checked helper.
         let r = unsafe {
-            bpf_probe_read_user((&mut next as *mut u8).cast(), 1, (src + (max as u64 - 1)) as *const _)
+            bpf_probe_read_user(
+                (&mut next as *mut u8).cast(),
+                1,
+                (src + (max as u64 - 1)) as *const _,
+            )
         };
         truncated = r == 0 && next != 0;
     }
-    Copied { len, truncated, unreadable: false }
+    Copied {
+        len,
+        truncated,
+        unreadable: false,
+    }
 }
 
-/// FNV-1a over `len` bytes at `payload[off..]`, eight bytes at a time (`off` is 8-aligned);
-/// bytes past `len` in the last word are masked off, so stale bytes never change the hash.
+/// FNV-1a over `len` bytes of the scratch payload at `off`, eight bytes at a time (`off` is
+/// 8-aligned); bytes past `len` in the last word are masked off, so stale bytes never change
+/// the hash. Runs under `bpf_loop` with its state in `LOOP_STATE` (see there why).
 #[inline(always)]
-pub fn hash(payload: *const u8, off: usize, len: usize) -> u64 {
-    let mut h = FNV_OFFSET;
-    let words = (len + 7) / 8;
-    for i in 0..(MAX_PATH / 8) {
-        if i >= words {
-            break;
-        }
-        // SAFETY: in range (see copy_user_str); aligned because `off` is.
-        let mut w = unsafe { *(payload.add((off + i * 8) & PAYLOAD_MASK) as *const u64) };
-        let rem = len - i * 8;
-        if rem < 8 {
-            w &= (1u64 << (rem * 8)) - 1;
-        }
-        h = (h ^ w).wrapping_mul(FNV_PRIME);
+pub fn hash(off: usize, len: usize) -> u64 {
+    let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU map value, ours while this program runs.
+    unsafe {
+        (*st).hash_off = off as u64;
+        (*st).hash_len = len as u64;
+        (*st).hash = FNV_OFFSET;
     }
-    h ^ (len as u64)
+    let words = ((len + 7) / 8) as u32;
+    if words > 0 {
+        // SAFETY: the callback takes its state from LOOP_STATE.
+        unsafe { bpf_loop(words, hash_step as *mut c_void, core::ptr::null_mut(), 0) };
+    }
+    // SAFETY: as above.
+    unsafe { (*st).hash ^ (len as u64) }
+}
+
+#[inline(never)]
+extern "C" fn hash_step(index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    let Some(scratch) = SCRATCH.get_ptr(0) else {
+        return 1;
+    };
+    // SAFETY: per-CPU map values, ours while this program runs.
+    let st = unsafe { &mut *st };
+    let at = index * 8;
+    if at >= st.hash_len || at >= MAX_PATH as u64 {
+        return 1;
+    }
+    let pos = ((st.hash_off + at) as usize) & PAYLOAD_MASK & !7;
+    // SAFETY: masked, 8-aligned offset inside payload + slack.
+    let mut w = unsafe { *((*scratch).payload.as_ptr().add(pos) as *const u64) };
+    let rem = st.hash_len - at;
+    if rem < 8 {
+        w &= (1u64 << (rem * 8)) - 1;
+    }
+    st.hash = (st.hash ^ w).wrapping_mul(FNV_PRIME);
+    0
 }
 
 /// Rounds a payload offset up to the next multiple of 8.

@@ -115,15 +115,25 @@ pub struct WatchedCgroup {
 impl WatchedCgroup {
     /// Identifies a cgroup v2 directory.
     pub fn from_dir(dir: &Path) -> Result<WatchedCgroup> {
-        let not_cgroup = |source| Error::NotACgroup { path: dir.display().to_string(), source };
+        let not_cgroup = |source| Error::NotACgroup {
+            path: dir.display().to_string(),
+            source,
+        };
         std::fs::metadata(dir.join("cgroup.procs")).map_err(not_cgroup)?;
         let dir = dir.canonicalize().map_err(not_cgroup)?;
         let id = std::fs::metadata(&dir).map_err(not_cgroup)?.ino();
         let root = cgroup2_root()?;
         let rel = dir.strip_prefix(&root).map_err(|_| {
-            not_cgroup(std::io::Error::other(format!("not below {}", root.display())))
+            not_cgroup(std::io::Error::other(format!(
+                "not below {}",
+                root.display()
+            )))
         })?;
-        Ok(WatchedCgroup { id, level: rel.components().count() as u32, dir })
+        Ok(WatchedCgroup {
+            id,
+            level: rel.components().count() as u32,
+            dir,
+        })
     }
 }
 
@@ -159,23 +169,38 @@ impl Capture {
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
             .load(PROGRAMS)
             .map_err(Error::Load)?;
-        let mut capture =
-            Capture { ebpf, watched: BTreeSet::new(), generation: 0, attached: Vec::new(), offsets };
+        let mut capture = Capture {
+            ebpf,
+            watched: BTreeSet::new(),
+            generation: 0,
+            attached: Vec::new(),
+            offsets,
+        };
         capture.attach_all()?;
         Ok(capture)
     }
 
     fn attach_all(&mut self) -> Result<()> {
         let tracefs = tracefs_events_dir();
-        for (program, phase) in [(names::ENTER_PROGRAM, "enter"), (names::EXIT_PROGRAM, "exit")] {
+        for (program, phase) in [
+            (names::ENTER_PROGRAM, "enter"),
+            (names::EXIT_PROGRAM, "exit"),
+        ] {
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(program)
                 .ok_or(Error::MissingProgram(program))?
                 .try_into()
-                .map_err(|source| Error::Program { action: "load", program: program.into(), source })?;
-            prog.load()
-                .map_err(|source| Error::Program { action: "load", program: program.into(), source })?;
+                .map_err(|source| Error::Program {
+                    action: "load",
+                    program: program.into(),
+                    source,
+                })?;
+            prog.load().map_err(|source| Error::Program {
+                action: "load",
+                program: program.into(),
+                source,
+            })?;
             for w in TRACEPOINTS {
                 let tp = format!("sys_{phase}_{}", w.name);
                 if let Some(dir) = &tracefs {
@@ -184,11 +209,12 @@ impl Capture {
                         continue;
                     }
                 }
-                prog.attach("syscalls", &tp).map_err(|source| Error::Program {
-                    action: "attach",
-                    program: format!("{program} to syscalls/{tp}"),
-                    source,
-                })?;
+                prog.attach("syscalls", &tp)
+                    .map_err(|source| Error::Program {
+                        action: "attach",
+                        program: format!("{program} to syscalls/{tp}"),
+                        source,
+                    })?;
                 if phase == "enter" {
                     self.attached.push(w.name);
                 }
@@ -201,11 +227,20 @@ impl Capture {
     /// Starts recording a cgroup and all its descendants (present and future).
     pub fn watch(&mut self, cgroup: WatchedCgroup) -> Result<()> {
         let mut map: HashMap<_, u64, u32> = HashMap::try_from(
-            self.ebpf.map_mut(names::WATCHED_MAP).ok_or(Error::MissingMap(names::WATCHED_MAP))?,
+            self.ebpf
+                .map_mut(names::WATCHED_MAP)
+                .ok_or(Error::MissingMap(names::WATCHED_MAP))?,
         )
-        .map_err(|source| Error::Map { action: "open", map: names::WATCHED_MAP, source })?;
-        map.insert(cgroup.id, 1, 0)
-            .map_err(|source| Error::Map { action: "update", map: names::WATCHED_MAP, source })?;
+        .map_err(|source| Error::Map {
+            action: "open",
+            map: names::WATCHED_MAP,
+            source,
+        })?;
+        map.insert(cgroup.id, 1, 0).map_err(|source| Error::Map {
+            action: "update",
+            map: names::WATCHED_MAP,
+            source,
+        })?;
         self.watched.insert(cgroup);
         self.publish_control()
     }
@@ -213,9 +248,15 @@ impl Capture {
     /// Stops recording a cgroup.
     pub fn unwatch(&mut self, cgroup: &WatchedCgroup) -> Result<()> {
         let mut map: HashMap<_, u64, u32> = HashMap::try_from(
-            self.ebpf.map_mut(names::WATCHED_MAP).ok_or(Error::MissingMap(names::WATCHED_MAP))?,
+            self.ebpf
+                .map_mut(names::WATCHED_MAP)
+                .ok_or(Error::MissingMap(names::WATCHED_MAP))?,
         )
-        .map_err(|source| Error::Map { action: "open", map: names::WATCHED_MAP, source })?;
+        .map_err(|source| Error::Map {
+            action: "open",
+            map: names::WATCHED_MAP,
+            source,
+        })?;
         let _ = map.remove(&cgroup.id);
         self.watched.remove(cgroup);
         self.publish_control()
@@ -223,34 +264,68 @@ impl Capture {
 
     fn publish_control(&mut self) -> Result<()> {
         self.generation += 1;
-        let level_mask = self.watched.iter().fold(0u64, |m, c| m | 1u64 << c.level.min(63));
+        let level_mask = self
+            .watched
+            .iter()
+            .fold(0u64, |m, c| m | 1u64 << c.level.min(63));
         let mut control: Array<_, Control> = Array::try_from(
-            self.ebpf.map_mut(names::CONTROL_MAP).ok_or(Error::MissingMap(names::CONTROL_MAP))?,
+            self.ebpf
+                .map_mut(names::CONTROL_MAP)
+                .ok_or(Error::MissingMap(names::CONTROL_MAP))?,
         )
-        .map_err(|source| Error::Map { action: "open", map: names::CONTROL_MAP, source })?;
+        .map_err(|source| Error::Map {
+            action: "open",
+            map: names::CONTROL_MAP,
+            source,
+        })?;
         control
-            .set(0, Control { level_mask, generation: self.generation }, 0)
-            .map_err(|source| Error::Map { action: "update", map: names::CONTROL_MAP, source })
+            .set(
+                0,
+                Control {
+                    level_mask,
+                    generation: self.generation,
+                },
+                0,
+            )
+            .map_err(|source| Error::Map {
+                action: "update",
+                map: names::CONTROL_MAP,
+                source,
+            })
     }
 
     /// Takes the ring buffer of records (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map(names::EVENTS_MAP).ok_or(Error::MissingMap(names::EVENTS_MAP))?;
-        RingBuf::try_from(map)
-            .map_err(|source| Error::Map { action: "open", map: names::EVENTS_MAP, source })
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS_MAP)
+            .ok_or(Error::MissingMap(names::EVENTS_MAP))?;
+        RingBuf::try_from(map).map_err(|source| Error::Map {
+            action: "open",
+            map: names::EVENTS_MAP,
+            source,
+        })
     }
 
     /// The kernel counters, summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
         let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.ebpf.map(names::STATS_MAP).ok_or(Error::MissingMap(names::STATS_MAP))?,
+            self.ebpf
+                .map(names::STATS_MAP)
+                .ok_or(Error::MissingMap(names::STATS_MAP))?,
         )
-        .map_err(|source| Error::Map { action: "open", map: names::STATS_MAP, source })?;
+        .map_err(|source| Error::Map {
+            action: "open",
+            map: names::STATS_MAP,
+            source,
+        })?;
         let mut sums = [0u64; COUNTERS as usize];
         for (i, sum) in sums.iter_mut().enumerate() {
-            let values = stats
-                .get(&(i as u32), 0)
-                .map_err(|source| Error::Map { action: "read", map: names::STATS_MAP, source })?;
+            let values = stats.get(&(i as u32), 0).map_err(|source| Error::Map {
+                action: "read",
+                map: names::STATS_MAP,
+                source,
+            })?;
             *sum = values.iter().sum();
         }
         let c = |k: Counter| sums[k as usize];
@@ -273,9 +348,15 @@ impl Capture {
     /// Hit counts folded into each live dedup entry since it was emitted.
     pub fn dedup_hits(&self) -> Result<Vec<(DedupKey, DedupValue)>> {
         let map: HashMap<_, DedupKey, DedupValue> = HashMap::try_from(
-            self.ebpf.map(names::DEDUP_MAP).ok_or(Error::MissingMap(names::DEDUP_MAP))?,
+            self.ebpf
+                .map(names::DEDUP_MAP)
+                .ok_or(Error::MissingMap(names::DEDUP_MAP))?,
         )
-        .map_err(|source| Error::Map { action: "open", map: names::DEDUP_MAP, source })?;
+        .map_err(|source| Error::Map {
+            action: "open",
+            map: names::DEDUP_MAP,
+            source,
+        })?;
         // Entries evicted while we iterate are skipped, not fatal.
         Ok(map.iter().filter_map(|r| r.ok()).collect())
     }
@@ -283,7 +364,10 @@ impl Capture {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
 fn raise_memlock_limit() {
-    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit with a valid struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
         debug!("could not raise RLIMIT_MEMLOCK (fine on kernels >= 5.11)");
@@ -291,10 +375,13 @@ fn raise_memlock_limit() {
 }
 
 fn tracefs_events_dir() -> Option<PathBuf> {
-    ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.join("syscalls").is_dir())
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.join("syscalls").is_dir())
 }
 
 /// Mounts tracefs when neither usual location has it (aya attaches through it).

@@ -38,7 +38,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads every offset from the BTF at `path`.
 pub fn from_btf_file(path: &str) -> Result<KernelOffsets> {
-    let btf = Btf::from_file(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    let btf = Btf::from_file(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
     from_btf(&btf)
 }
 
@@ -117,7 +120,10 @@ fn find_member(btf: &Btf, members: &[btf_rs::Member], name: &str) -> Option<(u32
 fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
     for _ in 0..16 {
         match &ty {
-            Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_)
+            Type::Typedef(_)
+            | Type::Const(_)
+            | Type::Volatile(_)
+            | Type::Restrict(_)
             | Type::TypeTag(_) => {
                 let inner = ty.as_btf_type()?;
                 ty = btf.resolve_chained_type(inner).ok()?;
@@ -136,7 +142,10 @@ mod tests {
     #[test]
     fn finds_every_offset_on_this_kernel() {
         if !std::path::Path::new(VMLINUX_BTF).exists() {
-            assert!(std::env::var("CI").is_err(), "CI machines must have {VMLINUX_BTF}");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI machines must have {VMLINUX_BTF}"
+            );
             eprintln!("skipping test - no {VMLINUX_BTF}");
             return;
         }

@@ -4,6 +4,7 @@
 
 pub mod mounts;
 pub mod resolve;
+pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
@@ -41,7 +42,9 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        Clock { offset_ns: wall - mono }
+        Clock {
+            offset_ns: wall - mono,
+        }
     }
 
     /// RFC 3339 (UTC, microseconds) of a monotonic timestamp.
@@ -142,10 +145,19 @@ impl Recorder {
         let pid = w.pid();
         if !self.targets.contains_key(&cgroup) {
             let dir = find_cgroup_dir(&self.cgroup_root, cgroup);
-            let path = dir.as_deref().map(|d| cgroup_rel_path(&self.cgroup_root, d)).unwrap_or_default();
+            let path = dir
+                .as_deref()
+                .map(|d| cgroup_rel_path(&self.cgroup_root, d))
+                .unwrap_or_default();
             self.targets.insert(
                 cgroup,
-                TargetState { cgroup: CgroupRef { path, id: cgroup }, writes: HashMap::new(), mnt_ns: 0, mounts: Vec::new(), root: None },
+                TargetState {
+                    cgroup: CgroupRef { path, id: cgroup },
+                    writes: HashMap::new(),
+                    mnt_ns: 0,
+                    mounts: Vec::new(),
+                    root: None,
+                },
             );
         }
         let target = self.targets.get_mut(&cgroup).expect("inserted above");
@@ -166,7 +178,14 @@ impl Recorder {
         if h.flags & EV_PATH_UNREADABLE != 0 {
             issues.push("unreadable");
         }
-        let path = resolve::resolve(&w.path, w.base.as_deref(), pid, h.dirfd, h.flags & EV_BASE_UNRESOLVED != 0, &mut issues);
+        let path = resolve::resolve(
+            &w.path,
+            w.base.as_deref(),
+            pid,
+            h.dirfd,
+            h.flags & EV_BASE_UNRESOLVED != 0,
+            &mut issues,
+        );
         if h.flags & EV_BASE_TRUNCATED != 0 {
             issues.push("base-truncated");
         }
@@ -188,37 +207,76 @@ impl Recorder {
                 if h.flags & EV_BASE2_TRUNCATED != 0 {
                     issues2.push("base-truncated");
                 }
-                let p = resolve::resolve(p2, w.base2.as_deref(), pid, h.dirfd2, h.flags & EV_BASE2_UNRESOLVED != 0, &mut issues2);
+                let p = resolve::resolve(
+                    p2,
+                    w.base2.as_deref(),
+                    pid,
+                    h.dirfd2,
+                    h.flags & EV_BASE2_UNRESOLVED != 0,
+                    &mut issues2,
+                );
                 Some((Some(issues2), p))
             }
             _ => None,
         };
 
-        let ev = EventFacts { ktime_ns: h.ktime_ns, result: &result, comm: &comm };
+        let ev = EventFacts {
+            ktime_ns: h.ktime_ns,
+            result: &result,
+            comm: &comm,
+        };
         let related = second.as_ref().map(|(_, p)| p);
-        let (p, c) = record_write(target, self.budget, path.clone(), &ops, related, &issues, &ev);
+        let (p, c) = record_write(
+            target,
+            self.budget,
+            path.clone(),
+            &ops,
+            related,
+            &issues,
+            &ev,
+        );
         paths.push(p);
         self.collapsed += u64::from(c);
         if let (Op::Rename, Some((Some(issues2), from))) = (w.op, &second) {
-            let (p, c) = record_write(target, self.budget, from.clone(), &[OpName::RenameFrom], Some(&path), issues2, &ev);
+            let (p, c) = record_write(
+                target,
+                self.budget,
+                from.clone(),
+                &[OpName::RenameFrom],
+                Some(&path),
+                issues2,
+                &ev,
+            );
             paths.push(p);
             self.collapsed += u64::from(c);
         }
-        self.keys.insert(h.key, KeyState { cgroup, paths, result, folded: 0 });
+        self.keys.insert(
+            h.key,
+            KeyState {
+                cgroup,
+                paths,
+                result,
+                folded: 0,
+            },
+        );
     }
 
     /// Folds the kernel's dedup hit counts into the counts (call before [`Self::finish`], and
     /// periodically in long recordings so evicted entries lose little).
     pub fn apply_hits(&mut self, hits: &[(DedupKey, DedupValue)]) {
         for (key, value) in hits {
-            let Some(state) = self.keys.get_mut(key) else { continue };
+            let Some(state) = self.keys.get_mut(key) else {
+                continue;
+            };
             // An entry evicted and re-emitted starts again from 0.
             let delta = value.hits.saturating_sub(state.folded);
             state.folded = value.hits;
             if delta == 0 {
                 continue;
             }
-            let Some(target) = self.targets.get_mut(&state.cgroup) else { continue };
+            let Some(target) = self.targets.get_mut(&state.cgroup) else {
+                continue;
+            };
             for p in &state.paths {
                 if let Some(w) = target.writes.get_mut(p) {
                     w.count += delta;
@@ -272,7 +330,10 @@ impl Recorder {
             .collect();
         Report {
             version: crate::report::REPORT_VERSION,
-            tool: ToolInfo { name: "writepath".into(), version: env!("CARGO_PKG_VERSION").into() },
+            tool: ToolInfo {
+                name: "writepath".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
             recording,
             counters,
             targets,
@@ -303,7 +364,10 @@ fn record_write(
     let entry = target
         .writes
         .entry(path.clone())
-        .or_insert_with(|| WriteState { first_ns: ev.ktime_ns, ..Default::default() });
+        .or_insert_with(|| WriteState {
+            first_ns: ev.ktime_ns,
+            ..Default::default()
+        });
     if collapse {
         entry.issues.insert("collapsed".into());
     }
@@ -412,9 +476,18 @@ mod tests {
     #[test]
     fn ops_from_open_flags() {
         assert_eq!(ops_of(Op::Open, 0o1), vec![OpName::OpenWrite]);
-        assert_eq!(ops_of(Op::Open, 0o1 | O_CREAT | O_TRUNC), vec![OpName::Create, OpName::Truncate]);
-        assert_eq!(ops_of(Op::Open, 0o1 | O_APPEND | O_CREAT), vec![OpName::Create, OpName::Append]);
-        assert_eq!(ops_of(Op::Open, 0o2 | O_TMPFILE_BIT | 0o200000), vec![OpName::Tmpfile]);
+        assert_eq!(
+            ops_of(Op::Open, 0o1 | O_CREAT | O_TRUNC),
+            vec![OpName::Create, OpName::Truncate]
+        );
+        assert_eq!(
+            ops_of(Op::Open, 0o1 | O_APPEND | O_CREAT),
+            vec![OpName::Create, OpName::Append]
+        );
+        assert_eq!(
+            ops_of(Op::Open, 0o2 | O_TMPFILE_BIT | 0o200000),
+            vec![OpName::Tmpfile]
+        );
         assert_eq!(ops_of(Op::Rename, 0), vec![OpName::RenameTo]);
     }
 

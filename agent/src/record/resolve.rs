@@ -57,7 +57,10 @@ fn proc_base(pid: u32, dirfd: i32) -> Option<RawPath> {
     let dir = std::fs::read_link(link).ok()?;
     let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
     let rel = dir.strip_prefix(&root).ok()?;
-    Some(RawPath::resolve(&RawPath::from("/"), rel.as_os_str().as_bytes()))
+    Some(RawPath::resolve(
+        &RawPath::from("/"),
+        rel.as_os_str().as_bytes(),
+    ))
 }
 
 /// Opens the root directory of `pid` (its container's root) so the target's files can be
@@ -84,7 +87,10 @@ pub(super) fn directory_contents(
     let mut dirs: BTreeSet<RawPath> = BTreeSet::new();
     for (path, w) in writes {
         if w.ops.iter().any(|o| o.creates_entry()) {
-            created.entry(path.parent()).or_default().insert(path.file_name().to_vec());
+            created
+                .entry(path.parent())
+                .or_default()
+                .insert(path.file_name().to_vec());
         }
         if w.ops.contains(&crate::report::OpName::Mkdir) && w.results.contains_key("ok") {
             made.insert(path.clone());
@@ -99,7 +105,10 @@ pub(super) fn directory_contents(
     }
     // A created directory counts as created content of its parent too.
     for d in &made {
-        created.entry(d.parent()).or_default().insert(d.file_name().to_vec());
+        created
+            .entry(d.parent())
+            .or_default()
+            .insert(d.file_name().to_vec());
     }
     dirs.into_iter()
         .filter_map(|dir| {
@@ -136,7 +145,12 @@ pub(super) fn directory_contents(
                 // Gone now and not made by the target: nothing to say.
                 return None;
             }
-            Some(DirectoryContent { existed: !made.contains(&dir), image_entries: entries, sample, path: dir })
+            Some(DirectoryContent {
+                existed: !made.contains(&dir),
+                image_entries: entries,
+                sample,
+                path: dir,
+            })
         })
         .collect()
 }
