@@ -1,0 +1,401 @@
+//! Capture tests on the real kernel: every syscall family, absolute and relative paths,
+//! results, cgroup filtering and dedup. Each runs the real `writepath record --cgroup` and a
+//! syscall driver inside a temporary cgroup, then reads the JSON report.
+
+use std::path::Path;
+
+use writepath::report::{OpName, Report};
+use writepath_tests::*;
+
+const DRIVER: &str = env!("CARGO_BIN_EXE_syscall-driver");
+
+/// Records the driver running `ops` in a fresh cgroup.
+fn record_ops(name: &str, ops: &[String]) -> Report {
+    let cg = TempCgroup::new(name);
+    let rec = Recording::start(&cg.dir);
+    let args: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let status = run_in(&cg.dir, Path::new(DRIVER), &args);
+    assert!(status.success(), "driver failed: {status}");
+    rec.stop()
+}
+
+fn p(dir: &Path, name: &str) -> String {
+    format!("{}/{name}", dir.display())
+}
+
+#[test]
+fn open_family_with_write_intent_only() {
+    if !privileged("open_family_with_write_intent_only") {
+        return;
+    }
+    let d = scratch_dir("open");
+    let dp = d.path();
+    std::fs::write(dp.join("existing"), b"x").unwrap();
+    std::fs::write(dp.join("readme"), b"x").unwrap();
+    let ops = vec![
+        format!("open:{}", p(dp, "open")),
+        format!("openat:{}", p(dp, "openat")),
+        format!("openat2:{}", p(dp, "openat2")),
+        format!("creat:{}", p(dp, "creat")),
+        format!("append:{}", p(dp, "append")),
+        format!("open-rdwr:{}", p(dp, "existing")),
+        format!("open-trunc:{}", p(dp, "existing")),
+        format!("tmpfile:{}", dp.display()),
+        format!("open-ro:{}", p(dp, "readme")),
+        format!("openat-ro:{}", p(dp, "readme")),
+        format!("openat2-ro:{}", p(dp, "readme")),
+    ];
+    let r = record_ops("open", &ops);
+    assert_recorded(&r, &p(dp, "open"), OpName::Create);
+    assert_recorded(&r, &p(dp, "openat"), OpName::Create);
+    assert_recorded(&r, &p(dp, "openat2"), OpName::Create);
+    let creat = assert_recorded(&r, &p(dp, "creat"), OpName::Create);
+    assert!(
+        creat.ops.contains(&OpName::Truncate),
+        "creat truncates: {:?}",
+        creat.ops
+    );
+    assert_recorded(&r, &p(dp, "append"), OpName::Append);
+    let existing = assert_recorded(&r, &p(dp, "existing"), OpName::OpenWrite);
+    assert!(existing.ops.contains(&OpName::Truncate));
+    assert_recorded(&r, &dp.display().to_string(), OpName::Tmpfile);
+    assert!(
+        write_of(&r, p(dp, "readme").as_bytes()).is_none(),
+        "read-only opens must not be recorded"
+    );
+    let w = write_of(&r, p(dp, "open").as_bytes()).unwrap();
+    assert_eq!(w.results.get("ok"), Some(&1), "{:?}", w.results);
+    assert_eq!(w.processes, vec!["syscall-driver".to_string()]);
+}
+
+#[test]
+fn directories_nodes_and_removal() {
+    if !privileged("directories_nodes_and_removal") {
+        return;
+    }
+    let d = scratch_dir("dirs");
+    let dp = d.path();
+    let ops = vec![
+        format!("mkdir:{}", p(dp, "a")),
+        format!("mkdirat:{}", p(dp, "b")),
+        format!("mknod:{}", p(dp, "fifo")),
+        format!("mknodat:{}", p(dp, "fifo2")),
+        format!("rmdir:{}", p(dp, "a")),
+        format!("unlinkat-dir:{}", p(dp, "b")),
+        format!("unlink:{}", p(dp, "fifo")),
+        format!("unlinkat:{}", p(dp, "fifo2")),
+        format!("mkdir:{}", p(dp, "missing/parent")),
+    ];
+    let r = record_ops("dirs", &ops);
+    let a = assert_recorded(&r, &p(dp, "a"), OpName::Mkdir);
+    assert!(a.ops.contains(&OpName::Rmdir));
+    let b = assert_recorded(&r, &p(dp, "b"), OpName::Mkdir);
+    assert!(
+        b.ops.contains(&OpName::Rmdir),
+        "unlinkat(AT_REMOVEDIR) is an rmdir: {:?}",
+        b.ops
+    );
+    assert!(assert_recorded(&r, &p(dp, "fifo"), OpName::Mknod)
+        .ops
+        .contains(&OpName::Unlink));
+    assert!(assert_recorded(&r, &p(dp, "fifo2"), OpName::Mknod)
+        .ops
+        .contains(&OpName::Unlink));
+    let failed = assert_recorded(&r, &p(dp, "missing/parent"), OpName::Mkdir);
+    assert_eq!(
+        failed.results.get("ENOENT"),
+        Some(&1),
+        "failed calls keep their result: {:?}",
+        failed.results
+    );
+}
+
+#[test]
+fn rename_link_symlink_record_both_paths() {
+    if !privileged("rename_link_symlink_record_both_paths") {
+        return;
+    }
+    let d = scratch_dir("rename");
+    let dp = d.path();
+    for f in ["r1", "r2", "r3", "l1"] {
+        std::fs::write(dp.join(f), b"x").unwrap();
+    }
+    let ops = vec![
+        format!("rename:{}:{}", p(dp, "r1"), p(dp, "r1.new")),
+        format!("renameat:{}:{}", p(dp, "r2"), p(dp, "r2.new")),
+        format!("renameat2:{}:{}", p(dp, "r3"), p(dp, "r3.new")),
+        format!("link:{}:{}", p(dp, "l1"), p(dp, "l1.hard")),
+        format!("linkat:{}:{}", p(dp, "l1"), p(dp, "l1.hard2")),
+        format!("symlink:../target/x:{}", p(dp, "sym")),
+        format!("symlinkat:/abs/target:{}", p(dp, "sym2")),
+    ];
+    let r = record_ops("rename", &ops);
+    for (from, to) in [("r1", "r1.new"), ("r2", "r2.new"), ("r3", "r3.new")] {
+        let f = assert_recorded(&r, &p(dp, from), OpName::RenameFrom);
+        let t = assert_recorded(&r, &p(dp, to), OpName::RenameTo);
+        assert_eq!(t.related[0].to_string(), p(dp, from));
+        assert_eq!(f.related[0].to_string(), p(dp, to));
+    }
+    let h = assert_recorded(&r, &p(dp, "l1.hard"), OpName::Link);
+    assert_eq!(h.related[0].to_string(), p(dp, "l1"));
+    assert_recorded(&r, &p(dp, "l1.hard2"), OpName::Link);
+    let s = assert_recorded(&r, &p(dp, "sym"), OpName::Symlink);
+    assert_eq!(
+        s.related[0].to_string(),
+        "../target/x",
+        "symlink content is kept as written"
+    );
+    assert_recorded(&r, &p(dp, "sym2"), OpName::Symlink);
+}
+
+#[test]
+fn metadata_truncate_xattr_and_sockets() {
+    if !privileged("metadata_truncate_xattr_and_sockets") {
+        return;
+    }
+    let d = scratch_dir("meta");
+    let dp = d.path();
+    std::fs::write(dp.join("f"), b"hello").unwrap();
+    let f = p(dp, "f");
+    let ops = vec![
+        format!("truncate:{f}"),
+        format!("chmod:{f}"),
+        format!("fchmodat:{f}"),
+        format!("chown:{f}"),
+        format!("lchown:{f}"),
+        format!("fchownat:{f}"),
+        format!("utimensat:{f}"),
+        format!("utimes:{f}"),
+        format!("setxattr:{f}"),
+        format!("removexattr:{f}"),
+        format!("bind:{}", p(dp, "sock")),
+        "bind-abstract:writepath-abstract".to_string(),
+    ];
+    let r = record_ops("meta", &ops);
+    let w = assert_recorded(&r, &f, OpName::Truncate);
+    for op in [
+        OpName::Chmod,
+        OpName::Chown,
+        OpName::Utimes,
+        OpName::Setxattr,
+        OpName::Removexattr,
+    ] {
+        assert!(w.ops.contains(&op), "{op:?} missing from {:?}", w.ops);
+    }
+    assert_eq!(w.count, 10, "each call counted: {:?}", w.results);
+    assert_recorded(&r, &p(dp, "sock"), OpName::Bind);
+    assert!(
+        all_writes(&r)
+            .iter()
+            .all(|w| !w.path.to_string().contains("writepath-abstract")),
+        "abstract sockets have no path"
+    );
+    assert!(
+        r.counters.not_a_path >= 1,
+        "the abstract bind is counted: {:?}",
+        r.counters
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_cwd_and_dirfd() {
+    if !privileged("relative_paths_resolve_against_cwd_and_dirfd") {
+        return;
+    }
+    let d = scratch_dir("rel");
+    let dp = d.path();
+    std::fs::create_dir_all(dp.join("cwd/sub")).unwrap();
+    std::fs::create_dir_all(dp.join("fd")).unwrap();
+    std::fs::write(dp.join("fd/old"), b"x").unwrap();
+    let ops = vec![
+        format!("cd:{}", p(dp, "cwd")),
+        "open:rel-open".to_string(),
+        "mkdir:sub/../made".to_string(),
+        "open:./sub/./deep".to_string(),
+        format!("dirfd:{}", p(dp, "fd")),
+        "openat:at-open".to_string(),
+        "mkdirat:at-dir".to_string(),
+        "renameat:old:new".to_string(),
+        "symlinkat:anything:at-sym".to_string(),
+        "unlinkat:at-open".to_string(),
+    ];
+    let r = record_ops("rel", &ops);
+    assert_recorded(&r, &p(dp, "cwd/rel-open"), OpName::Create);
+    assert_recorded(&r, &p(dp, "cwd/made"), OpName::Mkdir);
+    assert_recorded(&r, &p(dp, "cwd/sub/deep"), OpName::Create);
+    let at = assert_recorded(&r, &p(dp, "fd/at-open"), OpName::Create);
+    assert!(at.ops.contains(&OpName::Unlink));
+    assert_recorded(&r, &p(dp, "fd/at-dir"), OpName::Mkdir);
+    assert_recorded(&r, &p(dp, "fd/old"), OpName::RenameFrom);
+    assert_recorded(&r, &p(dp, "fd/new"), OpName::RenameTo);
+    assert_recorded(&r, &p(dp, "fd/at-sym"), OpName::Symlink);
+    for w in all_writes(&r) {
+        assert!(
+            !w.issues.iter().any(|i| i.starts_with("base")),
+            "{}: {:?}",
+            w.path,
+            w.issues
+        );
+    }
+}
+
+#[test]
+fn odd_names_long_paths_symlinked_dirs_and_dotdot() {
+    if !privileged("odd_names_long_paths_symlinked_dirs_and_dotdot") {
+        return;
+    }
+    let d = scratch_dir("odd");
+    let dp = d.path();
+    // A directory chain whose file path is exactly 4095 bytes (PATH_MAX with the NUL).
+    let mut deep = dp.to_path_buf();
+    let base_len = dp.display().to_string().len();
+    let mut len = base_len;
+    while len + 201 + 10 < 4095 {
+        deep.push("d".repeat(200));
+        len += 201;
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let name_len = 4095 - len - 1;
+    let long_file = format!("{}/{}", deep.display(), "f".repeat(name_len));
+    assert_eq!(long_file.len(), 4095);
+    let too_long = format!("{}/{}", deep.display(), "g".repeat(name_len + 10));
+    std::fs::create_dir_all(dp.join("real")).unwrap();
+    std::os::unix::fs::symlink(dp.join("real"), dp.join("link")).unwrap();
+    let ops = vec![
+        format!("open:{}", p(dp, "caf\\xe9-\\xff")),
+        format!("open:{}", p(dp, "new\nline")),
+        format!("open:{long_file}"),
+        format!("open:{too_long}"),
+        format!("open:{}", p(dp, "link/through-link")),
+        format!("open:{}", p(dp, "real/../dotdot")),
+    ];
+    let r = record_ops("odd", &ops);
+    let mut raw = dp.display().to_string().into_bytes();
+    raw.extend_from_slice(b"/caf\xe9-\xff");
+    let w = write_of(&r, &raw).expect("non-UTF-8 name recorded byte for byte");
+    assert!(w.ops.contains(&OpName::Create));
+    assert_recorded(&r, &p(dp, "new\nline"), OpName::Create);
+    let long = assert_recorded(&r, &long_file, OpName::Create);
+    assert!(
+        long.issues.is_empty(),
+        "a 4095-byte path is whole: {:?}",
+        long.issues
+    );
+    let cut = all_writes(&r)
+        .into_iter()
+        .find(|w| w.issues.contains(&"truncated".to_string()))
+        .expect("the over-long path is reported as truncated");
+    assert_eq!(cut.results.get("ENAMETOOLONG"), Some(&1));
+    assert!(r.counters.path_errors >= 1);
+    // Paths are kept as the process named them: through the link, `..` folded lexically.
+    assert_recorded(&r, &p(dp, "link/through-link"), OpName::Create);
+    assert_recorded(&r, &p(dp, "dotdot"), OpName::Create);
+}
+
+#[test]
+fn only_watched_cgroup_and_its_children() {
+    if !privileged("only_watched_cgroup_and_its_children") {
+        return;
+    }
+    let d = scratch_dir("filter");
+    let dp = d.path();
+    let watched = TempCgroup::new("watched");
+    let child = watched.child("child");
+    let other = TempCgroup::new("other");
+    let rec = Recording::start(&watched.dir);
+    let mut outside = spawn_in(
+        &other.dir,
+        Path::new(DRIVER),
+        &[&format!("open:{}", p(dp, "outside"))],
+    );
+    let inside = run_in(
+        &watched.dir,
+        Path::new(DRIVER),
+        &[&format!("open:{}", p(dp, "inside"))],
+    );
+    let nested = run_in(
+        &child,
+        Path::new(DRIVER),
+        &[&format!("open:{}", p(dp, "nested"))],
+    );
+    assert!(outside.wait().unwrap().success() && inside.success() && nested.success());
+    let r = rec.stop();
+    assert_recorded(&r, &p(dp, "inside"), OpName::Create);
+    assert_recorded(&r, &p(dp, "nested"), OpName::Create);
+    assert!(
+        write_of(&r, p(dp, "outside").as_bytes()).is_none(),
+        "other cgroups are filtered"
+    );
+    assert!(
+        r.targets.iter().any(|t| t.cgroup.path.ends_with("/child")),
+        "child cgroup is its own target"
+    );
+}
+
+#[test]
+fn erofs_failures_are_captured() {
+    if !privileged("erofs_failures_are_captured") {
+        return;
+    }
+    let d = scratch_dir("erofs");
+    let mnt = d.path().join("ro");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount read-only tmpfs");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _u = Unmount(&mnt);
+    let m = mnt.display().to_string();
+    let r = record_ops(
+        "erofs",
+        &[format!("open:{m}/file"), format!("mkdir:{m}/dir")],
+    );
+    let w = assert_recorded(&r, &format!("{m}/file"), OpName::Create);
+    assert_eq!(w.results.get("EROFS"), Some(&1), "{:?}", w.results);
+    assert_eq!(
+        w.mount.as_ref().map(|m| m.to_string()),
+        Some(m.clone()),
+        "landed on the ro mount"
+    );
+    let dir = assert_recorded(&r, &format!("{m}/dir"), OpName::Mkdir);
+    assert_eq!(dir.results.get("EROFS"), Some(&1));
+    let t = r.targets.iter().find(|t| !t.writes.is_empty()).unwrap();
+    assert!(
+        t.mounts
+            .iter()
+            .any(|x| x.mount_point.to_string() == m && x.read_only),
+        "mount table has the ro tmpfs"
+    );
+}
+
+#[test]
+fn repeated_writes_are_deduplicated_in_the_kernel() {
+    if !privileged("repeated_writes_are_deduplicated_in_the_kernel") {
+        return;
+    }
+    let d = scratch_dir("dedup");
+    let f = p(d.path(), "hot");
+    let r = record_ops("dedup", &[format!("repeat-open:{f}:100000")]);
+    let w = assert_recorded(&r, &f, OpName::Create);
+    let c = &r.counters;
+    assert_eq!(w.count, 100_000, "every call is counted: {c:?}");
+    assert_eq!(w.results.get("ok"), Some(&100_000));
+    assert!(c.emitted < 100, "user space got few records: {c:?}");
+    assert!(
+        c.deduplicated >= 99_900,
+        "the rest was folded in the kernel: {c:?}"
+    );
+    assert_eq!(c.dropped, 0);
+    assert!(
+        c.seen >= c.filtered + c.deduplicated + c.emitted,
+        "counters add up: {c:?}"
+    );
+}
