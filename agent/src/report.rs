@@ -102,6 +102,10 @@ pub struct Counters {
     /// Paths folded into their directory because a target exceeded its path budget.
     #[serde(default)]
     pub collapsed: u64,
+    /// Records made by a container runtime's init while setting the container up (not the
+    /// workload's writes), left out of the targets.
+    #[serde(default)]
+    pub runtime_setup: u64,
 }
 
 /// One recorded target.

@@ -4,6 +4,8 @@
 //! Every privileged test calls [`privileged`] first: outside CI a missing precondition (not
 //! root, no cgroup2, no binary) skips the test loudly; with `CI=true` it fails the test.
 
+pub mod container;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

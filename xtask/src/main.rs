@@ -1,1 +1,55 @@
-fn main() {}
+//! `cargo xtask`: set-up, tests and the demo for writepath. Orchestration only; the eBPF object
+//! is built by `agent/build.rs`.
+
+mod demo;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+/// writepath's developer tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install (idempotently) everything the build and the tests need.
+    Setup,
+    /// Set up, build, and run every test (unit, privileged, container).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and record the bundled demo workload in a real runc container.
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run().map(|_| ()),
+        Task::Test { args } => test::run(&args),
+        Task::Demo => demo::run(),
+    }
+}
+
+/// The workspace root.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("failed to start {cmd:?}: {e}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
+    Ok(())
+}

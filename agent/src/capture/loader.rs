@@ -342,6 +342,7 @@ impl Capture {
             not_a_path: c(Counter::NotAPath),
             decode_errors: 0,
             collapsed: 0,
+            runtime_setup: 0,
         })
     }
 

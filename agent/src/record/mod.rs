@@ -91,6 +91,7 @@ pub struct Recorder {
     budget: usize,
     decode_errors: u64,
     collapsed: u64,
+    runtime_setup: u64,
     mount_tables: mounts::MountTables,
 }
 
@@ -105,6 +106,7 @@ impl Recorder {
             budget: DEFAULT_PATH_BUDGET,
             decode_errors: 0,
             collapsed: 0,
+            runtime_setup: 0,
             mount_tables: mounts::MountTables::default(),
         }
     }
@@ -138,8 +140,13 @@ impl Recorder {
         }
     }
 
-    /// Adds one decoded write.
+    /// Adds one decoded write. Writes of a container runtime setting up the container (before
+    /// the workload runs, on host paths) are counted, not recorded.
     pub fn add(&mut self, w: &FileWrite) {
+        if is_runtime_setup(&w.header.comm) {
+            self.runtime_setup += 1;
+            return;
+        }
         let h = &w.header;
         let cgroup = h.key.cgroup_id;
         let pid = w.pid();
@@ -296,6 +303,7 @@ impl Recorder {
     pub fn finish(self, mut counters: Counters, recording: Recording) -> Report {
         counters.decode_errors = self.decode_errors;
         counters.collapsed = self.collapsed;
+        counters.runtime_setup = self.runtime_setup;
         let clock = self.clock;
         let targets = self
             .targets
@@ -339,6 +347,16 @@ impl Recorder {
             targets,
         }
     }
+}
+
+/// Process names of container runtimes' init stages: they run in the container's cgroup while
+/// setting it up (device nodes, mount points on the host side of the root) before the workload
+/// is exec'd.
+const RUNTIME_INIT_COMMS: &[&[u8]] = &[b"runc:[0:PARENT]", b"runc:[1:CHILD]", b"runc:[2:INIT]"];
+
+fn is_runtime_setup(comm: &[u8; 16]) -> bool {
+    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+    RUNTIME_INIT_COMMS.contains(&&comm[..end])
 }
 
 /// What every path of one record shares.
