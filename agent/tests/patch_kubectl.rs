@@ -10,6 +10,17 @@ use std::process::Command;
 
 use common::*;
 
+/// The workload kinds and their fixture files.
+pub const KINDS: [(&str, &str); 7] = [
+    ("Pod", "pod.yaml"),
+    ("Deployment", "deployment.yaml"),
+    ("StatefulSet", "statefulset.yaml"),
+    ("DaemonSet", "daemonset.yaml"),
+    ("ReplicaSet", "replicaset.yaml"),
+    ("Job", "job.yaml"),
+    ("CronJob", "cronjob.yaml"),
+];
+
 /// `kubectl patch --local` of `file` with `patch` (`kind`: strategic or json).
 fn kubectl_patch(file: &Path, kind: &str, patch: &Path) -> serde_json::Value {
     one_doc(&run_ok(

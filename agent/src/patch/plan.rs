@@ -90,11 +90,6 @@ pub fn plan(
         if let Some(name) = &cs.container {
             named.push(name.clone());
         }
-        if let (Some(only), Some(name)) = (only, &cs.container) {
-            if only != name {
-                continue;
-            }
-        }
         let object = match &cs.workload {
             Some(w) => {
                 let wanted = format!("{} {}/{}", w.kind, w.namespace, w.name);
@@ -159,6 +154,17 @@ pub fn plan(
                 what: format!("no pod spec at {}", object.kind.pod_spec_path().join(".")),
             }
         })?;
+        if let (Some(only), Some(name)) = (only, &cs.container) {
+            if only != name {
+                // Not for the chosen container; still, the chosen one must exist.
+                let cs_only = ContainerSuggestions {
+                    container: None,
+                    ..cs.clone()
+                };
+                container(origin, &object, spec, &cs_only, Some(only))?;
+                continue;
+            }
+        }
         let (list, index, name) = container(origin, &object, spec, cs, only)?;
         let entry = plans
             .entry((object.index, list, index))

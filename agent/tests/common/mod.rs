@@ -13,17 +13,6 @@ use writepath::suggest::{
 /// Kubernetes version the schemas are checked against.
 pub const K8S_VERSION: &str = "1.32.0";
 
-/// The workload kinds and their fixture files.
-pub const KINDS: [(&str, &str); 7] = [
-    ("Pod", "pod.yaml"),
-    ("Deployment", "deployment.yaml"),
-    ("StatefulSet", "statefulset.yaml"),
-    ("DaemonSet", "daemonset.yaml"),
-    ("ReplicaSet", "replicaset.yaml"),
-    ("Job", "job.yaml"),
-    ("CronJob", "cronjob.yaml"),
-];
-
 /// A fixture manifest.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
