@@ -166,6 +166,17 @@ pub fn plan(
             }
         }
         let (list, index, name) = container(origin, &object, spec, cs, only)?;
+        for env in &cs.env {
+            notes.push(format!(
+                "{object}: container {name}: setting {}={} would also avoid writes ({}); the patch does not set it",
+                env.name, env.value, env.reason
+            ));
+        }
+        if cs.partial {
+            notes.push(format!(
+                "{object}: container {name}: recording started after the container did, so start-up writes may be missing"
+            ));
+        }
         let entry = plans
             .entry((object.index, list, index))
             .or_insert_with(|| ContainerPlan {

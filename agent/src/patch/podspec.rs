@@ -58,7 +58,19 @@ pub fn apply(
                 path: v.mount_path.to_string(),
             })?;
             let path = trim_slash(path);
+            let shadowed = opts.copy_image_content && v.shadowing.is_some();
             if mounted.iter().any(|m| m == path) {
+                // Already mounted (by an earlier run, or by the user): the copy still applies
+                // when that mount is an emptyDir, so that adding --copy-image-content later works.
+                let existing = mounts_now.iter().find(|m| m.path == path);
+                if let Some(m) = existing.filter(|_| shadowed) {
+                    if volumes_now
+                        .iter()
+                        .any(|vol| vol.name == m.volume && vol.empty_dir)
+                    {
+                        copies.push((m.volume.clone(), path.to_string()));
+                    }
+                }
                 continue;
             }
             if let Some(parent) = writable_parent(path, &mounts_now, &volumes_now) {
@@ -78,8 +90,12 @@ pub fn apply(
                 ("mountPath", Value::from(path)),
             ]));
             mounted.push(path.to_string());
-            if opts.copy_image_content && v.shadowing.is_some() {
-                copies.push((name, path.to_string()));
+            match &v.volume {
+                VolumeKind::EmptyDir { .. } if shadowed => copies.push((name, path.to_string())),
+                VolumeKind::PersistentVolumeClaim { .. } if shadowed => notes.push(format!(
+                    "{who}: image content at {path} is not copied into claim volume {name}: that would overwrite its data at every start"
+                )),
+                _ => {}
             }
         }
 
@@ -124,9 +140,12 @@ pub fn apply(
         }
         if let Some(init) = copy {
             let inits = child_seq(spec, "initContainers").map_err(&malformed)?;
+            // The copy container is derived from the suggestions alone, so it is replaced
+            // (with the same content on a second run) rather than added twice.
             let name = init.get("name").cloned();
-            if !inits.iter().any(|c| c.get("name") == name.as_ref()) {
-                inits.push(init);
+            match inits.iter_mut().find(|c| c.get("name") == name.as_ref()) {
+                Some(existing) => *existing = init,
+                None => inits.push(init),
             }
         }
     }
@@ -137,6 +156,7 @@ pub fn apply(
 struct VolumeInfo {
     name: String,
     read_only_source: bool,
+    empty_dir: bool,
 }
 
 /// A mount of a container.
@@ -158,6 +178,7 @@ fn read_volumes(spec: &Mapping) -> Result<Vec<VolumeInfo>, String> {
                     .ok_or("an entry of volumes has no name")?
                     .to_string(),
                 read_only_source: READ_ONLY_SOURCES.iter().any(|s| m.contains_key(*s)),
+                empty_dir: m.contains_key("emptyDir"),
             })
         })
         .collect()
@@ -531,6 +552,46 @@ volumes: [{name: tmp, emptyDir: {}}, {name: cfg, configMap: {name: c}}, {name: l
             "cp -a '/etc/nginx/conf.d'/. '/writepath-copy/etc-nginx-conf-d'/"
         );
         assert_eq!(inits[0]["securityContext"]["readOnlyRootFilesystem"], true);
+    }
+
+    #[test]
+    fn copy_can_be_added_on_a_later_run_and_never_into_claims() {
+        let mut shadowed = vs("/etc/nginx/conf.d", "etc-nginx-conf-d");
+        shadowed.shadowing = Some(Shadowing {
+            image_entries: 2,
+            sample: Vec::new(),
+            remedies: Vec::new(),
+        });
+        let mut claim = vs("/var/lib/app", "var-lib-app");
+        claim.volume = VolumeKind::PersistentVolumeClaim {
+            claim_name: "app".into(),
+        };
+        claim.shadowing = shadowed.shadowing.clone();
+        let vols = vec![shadowed, claim];
+        let (plain, _) = run(
+            "containers: [{name: app, image: nginx}]",
+            vols.clone(),
+            &Options::default(),
+        );
+        assert!(plain.get("initContainers").is_none());
+        let copy = Options {
+            copy_image_content: true,
+            ..Options::default()
+        };
+        let (later, _) = run(&serde_yaml::to_string(&plain).unwrap(), vols.clone(), &copy);
+        let (at_once, notes) = run("containers: [{name: app, image: nginx}]", vols, &copy);
+        assert_eq!(later, at_once);
+        let inits = at_once["initContainers"].as_sequence().unwrap();
+        assert_eq!(inits.len(), 1);
+        assert_eq!(
+            inits[0]["volumeMounts"].as_sequence().unwrap().len(),
+            1,
+            "emptyDir only"
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("not copied into claim")),
+            "{notes:?}"
+        );
     }
 
     #[test]
