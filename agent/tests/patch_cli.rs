@@ -172,6 +172,8 @@ fn in_place_rewrites_atomically_and_idempotently() {
     let sugg = write_suggestions(dir.path(), &web_suggestions("StatefulSet"));
     let file = dir.path().join("sts.yaml");
     std::fs::copy(fixture("statefulset.yaml"), &file).expect("copy");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let printed = writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&file)]);
     assert_eq!(
         std::fs::read(&file).expect("read"),
@@ -191,6 +193,8 @@ fn in_place_rewrites_atomically_and_idempotently() {
     );
     let once = std::fs::read_to_string(&file).expect("read");
     assert_eq!(once, printed);
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the manifest keeps its mode");
     writepath_ok(&[
         "patch",
         "--suggestions",
