@@ -367,4 +367,45 @@ fn multi_document_manifest_keeps_untouched_bytes() {
     built.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(built, want);
+
+    // The strategic and JSON streams hold one patch per object, in document order; each,
+    // applied with kubectl to its object, gives that object as the manifest format prints it.
+    let originals = docs(&input);
+    for (format, kind) in [("strategic", "strategic"), ("json6902", "json")] {
+        let stream = writepath_ok(&[
+            "patch",
+            "--suggestions",
+            s(&sugg),
+            "-f",
+            s(&fixture("multi.yaml")),
+            "--format",
+            format,
+        ]);
+        let patches = docs(&stream);
+        assert_eq!(patches.len(), 2, "{stream}");
+        for (patch, index) in patches.iter().zip([1, 3]) {
+            let object = dir.path().join(format!("object-{index}.yaml"));
+            std::fs::write(
+                &object,
+                serde_yaml::to_string(&originals[index]).expect("yaml"),
+            )
+            .expect("write");
+            let patch_file = dir.path().join(format!("{format}-{index}.patch"));
+            std::fs::write(&patch_file, serde_json::to_string(patch).expect("json"))
+                .expect("write");
+            let got = run_ok(
+                Command::new("kubectl")
+                    .args(["patch", "--local", "-o", "yaml", "--type", kind, "-f"])
+                    .arg(&object)
+                    .arg("--patch-file")
+                    .arg(&patch_file),
+            );
+            assert_eq!(
+                one_doc(&got),
+                parsed[index],
+                "{format}, document {}",
+                index + 1
+            );
+        }
+    }
 }

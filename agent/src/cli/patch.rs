@@ -101,6 +101,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for note in &patched.notes {
         eprintln!("writepath: note: {note}");
     }
+    if args.format == PatchFormat::Manifest && !patched.preserves_bytes {
+        eprintln!(
+            "writepath: note: {origin} uses YAML features (directives, `...`, content after `---`) that are not reproduced byte for byte; every document is re-emitted"
+        );
+    }
     for object in &patched.unchanged {
         eprintln!("writepath: {object} already has everything the suggestions ask for");
     }

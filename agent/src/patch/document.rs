@@ -2,6 +2,8 @@
 //! column), and split at its `---` lines so that documents the patch does not touch are
 //! written back byte for byte.
 //!
+//! A rewritten document keeps the comment lines it starts with; comments inside it are lost.
+//!
 //! The split is cross-checked against the parser: when the two disagree (directives, content
 //! on a `---` line, anything unusual), every document is re-emitted from its parsed value
 //! instead, which keeps each one semantically identical but not byte-identical.
@@ -63,7 +65,10 @@ impl Manifest {
                 for seg in segments {
                     out.push_str(&seg.marker);
                     match seg.doc.and_then(|i| replaced.get(&i)) {
-                        Some(value) => out.push_str(&to_yaml(value)?),
+                        Some(value) => {
+                            out.push_str(leading_comments(&seg.body));
+                            out.push_str(&to_yaml(value)?);
+                        }
                         None => out.push_str(&seg.body),
                     }
                 }
@@ -138,6 +143,19 @@ fn split(text: &str) -> Option<Vec<Segment>> {
     Some(segments)
 }
 
+/// The comment and blank lines a document starts with (kept when the document is rewritten).
+fn leading_comments(body: &str) -> &str {
+    let mut end = 0;
+    for line in body.split_inclusive('\n') {
+        let t = line.trim();
+        if !(t.is_empty() || t.starts_with('#')) {
+            break;
+        }
+        end += line.len();
+    }
+    &body[..end]
+}
+
 /// Whether a piece of YAML has nothing but blanks and comments.
 fn is_blank(body: &str) -> bool {
     body.lines().all(|l| {
@@ -192,7 +210,7 @@ mod tests {
         let out = m.render(&one).unwrap();
         assert_eq!(
             out,
-            "# leading comment\nkind: A   # trailing\n---\nkind: X\n--- # marker comment\n\nkind: C\n"
+            "# leading comment\nkind: A   # trailing\n---\n# only a comment\nkind: X\n--- # marker comment\n\nkind: C\n"
         );
     }
 

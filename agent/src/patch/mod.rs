@@ -159,7 +159,7 @@ pub enum Error {
         found: String,
     },
     /// The suggestions document is empty.
-    #[error("the suggestions hold no container")]
+    #[error("the suggestions hold no container writepath can patch")]
     Empty,
     /// A mount path that a manifest cannot hold.
     #[error("mount path {path} is not valid UTF-8, so it cannot be written in a manifest")]

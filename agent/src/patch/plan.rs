@@ -87,6 +87,11 @@ pub fn plan(
     let mut unmatched: Vec<String> = Vec::new();
     let mut named: Vec<String> = Vec::new();
     for cs in &suggestions.containers {
+        if cs.container_kind == "ephemeral" {
+            let name = cs.container.as_deref().unwrap_or("(unnamed)");
+            notes.push(format!("skipped the suggestions for ephemeral container {name}: manifests do not declare ephemeral containers"));
+            continue;
+        }
         if let Some(name) = &cs.container {
             named.push(name.clone());
         }
@@ -206,6 +211,9 @@ pub fn plan(
                     found: list_or_none(&named),
                 });
             }
+        }
+        if unmatched.is_empty() {
+            return Err(Error::Empty);
         }
         return Err(Error::OtherWorkload {
             origin: origin.into(),
@@ -469,6 +477,26 @@ mod tests {
         assert!(matches!(err, Error::NoSuggestions { .. }), "{err}");
         let err = plan("m", &d, &s, Some("ghost"), &mut Vec::new()).unwrap_err();
         assert!(matches!(err, Error::NoContainer { .. }), "{err}");
+    }
+
+    #[test]
+    fn ephemeral_containers_are_skipped() {
+        let d = docs(TWO);
+        let mut eph = cs(Some(("Pod", "", "solo")), Some("debugger"));
+        eph.container_kind = "ephemeral".into();
+        let mut notes = Vec::new();
+        let err = plan("m", &d, &sugg(vec![eph.clone()]), None, &mut notes).unwrap_err();
+        assert!(matches!(err, Error::Empty), "{err}");
+        let p = plan(
+            "m",
+            &d,
+            &sugg(vec![eph, cs(Some(("Pod", "", "solo")), None)]),
+            None,
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(p[0].containers.len(), 1);
+        assert!(notes.iter().any(|n| n.contains("debugger")), "{notes:?}");
     }
 
     #[test]
