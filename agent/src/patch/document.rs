@@ -40,7 +40,9 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
         let mut docs = Vec::new();
         for de in serde_yaml::Deserializer::from_str(text) {
-            let value = Value::deserialize(de).map_err(|e| yaml_error(origin, &e))?;
+            let mut value = Value::deserialize(de).map_err(|e| yaml_error(origin, &e))?;
+            // `<<: *anchor` merge keys, as kubectl reads them.
+            value.apply_merge().map_err(|e| yaml_error(origin, &e))?;
             docs.push(value);
         }
         let segments = split(text).and_then(|segments| matches(segments, &docs));
@@ -175,7 +177,9 @@ fn matches(mut segments: Vec<Segment>, docs: &[Value]) -> Option<Vec<Segment>> {
         let value = if is_blank(&seg.body) {
             Value::Null
         } else {
-            serde_yaml::from_str::<Value>(&seg.body).ok()?
+            let mut value = serde_yaml::from_str::<Value>(&seg.body).ok()?;
+            value.apply_merge().ok()?;
+            value
         };
         if docs.get(next) != Some(&value) {
             return None;
@@ -238,6 +242,18 @@ mod tests {
         assert_eq!(m.docs().len(), 1);
         let out = m.render(&BTreeMap::new()).unwrap();
         assert_eq!(out, "kind: A\n");
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let text = "base: &b {image: x, name: a}\nkind: Pod\nspec:\n  containers:\n  - <<: *b\n    name: app\n";
+        let m = Manifest::parse(text, "m.yaml").unwrap();
+        assert!(m.preserves_bytes());
+        let c = &m.docs()[0]["spec"]["containers"][0];
+        assert_eq!(
+            (c["image"].as_str(), c["name"].as_str()),
+            (Some("x"), Some("app"))
+        );
     }
 
     #[test]
