@@ -1,12 +1,179 @@
-//! `writepath patch`.
+//! `writepath patch`: reads the suggestions (from reports or a suggestions file) and a
+//! manifest, prints the patch. The manifest is only changed with `--in-place`, atomically,
+//! and never when anything fails.
 
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+
+use crate::patch::{self, Format, Options};
+use crate::report::Report;
+use crate::suggest::Suggestions;
 
 /// Arguments of `writepath patch`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(group(clap::ArgGroup::new("input").required(true).args(["report", "suggestions"])))]
+pub struct Args {
+    /// Recorded report(s) to compute the suggestions from (repeatable).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub report: Vec<PathBuf>,
+    /// A suggestions document (JSON or YAML, as `writepath suggest -o json` prints).
+    #[arg(long, value_name = "FILE")]
+    pub suggestions: Option<PathBuf>,
+    /// The manifest to patch (multi-document YAML; `-` reads standard input).
+    #[arg(short = 'f', long = "filename", value_name = "MANIFEST")]
+    pub filename: PathBuf,
+    /// Only patch this container.
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = PatchFormat::Manifest)]
+    pub format: PatchFormat,
+    /// Rewrite MANIFEST instead of printing it (format manifest only; atomic).
+    #[arg(long)]
+    pub in_place: bool,
+    /// Also set runAsNonRoot, allowPrivilegeEscalation: false, capabilities.drop [ALL] and
+    /// seccompProfile RuntimeDefault where the manifest does not set them.
+    #[arg(long)]
+    pub harden: bool,
+    /// For directories whose image content an emptyDir would hide, add an init container that
+    /// copies that content into the volume (needs `sh` and `cp` in the image).
+    #[arg(long)]
+    pub copy_image_content: bool,
+}
+
+/// `--format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PatchFormat {
+    /// The manifest, rewritten.
+    Manifest,
+    /// A strategic merge patch for `kubectl patch --type strategic --patch-file`.
+    Strategic,
+    /// An RFC 6902 JSON patch for `kubectl patch --type json --patch-file`.
+    Json6902,
+    /// kustomize `patches:` entries (target and inline patch).
+    Kustomize,
+}
+
+impl From<PatchFormat> for Format {
+    fn from(f: PatchFormat) -> Format {
+        match f {
+            PatchFormat::Manifest => Format::Manifest,
+            PatchFormat::Strategic => Format::Strategic,
+            PatchFormat::Json6902 => Format::Json6902,
+            PatchFormat::Kustomize => Format::Kustomize,
+        }
+    }
+}
 
 /// Runs `writepath patch`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("writepath patch is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stdin = args.filename.as_os_str() == "-";
+    if args.in_place && args.format != PatchFormat::Manifest {
+        anyhow::bail!("--in-place only works with --format manifest");
+    }
+    if args.in_place && stdin {
+        anyhow::bail!("--in-place needs a manifest file, not standard input");
+    }
+    let suggestions = load_suggestions(&args)?;
+    let (origin, text) = if stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read the manifest from standard input")?;
+        ("<stdin>".to_string(), text)
+    } else {
+        let origin = args.filename.display().to_string();
+        let text = std::fs::read_to_string(&args.filename)
+            .with_context(|| format!("failed to read manifest {origin}"))?;
+        (origin, text)
+    };
+    let opts = Options {
+        format: args.format.into(),
+        container: args.container.clone(),
+        harden: args.harden,
+        copy_image_content: args.copy_image_content,
+    };
+    let patched = patch::patch(&text, &origin, &suggestions, &opts)?;
+    for note in &patched.notes {
+        eprintln!("writepath: note: {note}");
+    }
+    if args.format == PatchFormat::Manifest && !patched.preserves_bytes {
+        eprintln!(
+            "writepath: note: {origin} uses YAML features (directives, `...`, content after `---`) that are not reproduced byte for byte; every document is re-emitted"
+        );
+    }
+    for object in &patched.unchanged {
+        eprintln!("writepath: {object} already has everything the suggestions ask for");
+    }
+    if args.in_place {
+        if patched.text != text {
+            // write_atomic's temporary file is created 0600; give the result the mode the
+            // manifest had.
+            let mode = std::fs::metadata(&args.filename)
+                .with_context(|| format!("failed to read manifest {origin}"))?
+                .permissions();
+            crate::fsutil::write_atomic(&args.filename, patched.text.as_bytes())
+                .with_context(|| format!("failed to write manifest {origin}"))?;
+            std::fs::set_permissions(&args.filename, mode)
+                .with_context(|| format!("failed to restore the mode of manifest {origin}"))?;
+        }
+        eprintln!(
+            "writepath: patched {} in {origin}",
+            patched.objects.join(", ")
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(patched.text.as_bytes())
+            .context("failed to write to standard output")?;
+        out.flush().context("failed to write to standard output")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The suggestions, from `--suggestions` or computed from `--report`.
+fn load_suggestions(args: &Args) -> anyhow::Result<Suggestions> {
+    if let Some(path) = &args.suggestions {
+        return read_suggestions(path);
+    }
+    let reports = args
+        .report
+        .iter()
+        .map(|p| Report::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    engine::suggest_reports(&reports)
+}
+
+/// Reads a suggestions document (JSON is YAML, so one parser reads both).
+fn read_suggestions(path: &Path) -> anyhow::Result<Suggestions> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read suggestions {origin}"))?;
+    let suggestions: Suggestions = serde_yaml::from_str(&text).map_err(|e| match e.location() {
+        Some(l) => anyhow::anyhow!(
+            "{origin}:{}:{}: not a valid suggestions document: {e}",
+            l.line(),
+            l.column()
+        ),
+        None => anyhow::anyhow!("{origin}: not a valid suggestions document: {e}"),
+    })?;
+    Ok(suggestions)
+}
+
+/// SHIM, to be wired at merge: the suggestion engine (`crate::suggest::suggest_reports`) is
+/// built on another branch. When it lands, delete this module and call
+/// `Ok(crate::suggest::suggest_reports(&reports))` in [`load_suggestions`].
+mod engine {
+    use crate::report::Report;
+    use crate::suggest::Suggestions;
+
+    /// Stands in for `crate::suggest::suggest_reports(&[Report]) -> Suggestions`.
+    pub(super) fn suggest_reports(_reports: &[Report]) -> anyhow::Result<Suggestions> {
+        anyhow::bail!(
+            "this build has no suggestion engine yet; run `writepath suggest -o json` elsewhere and pass its output with --suggestions"
+        )
+    }
 }
