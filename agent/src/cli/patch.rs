@@ -111,15 +111,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.in_place {
         if patched.text != text {
-            // write_atomic's temporary file is created 0600; give the result the mode the
-            // manifest had.
-            let mode = std::fs::metadata(&args.filename)
-                .with_context(|| format!("failed to read manifest {origin}"))?
-                .permissions();
             crate::fsutil::write_atomic(&args.filename, patched.text.as_bytes())
                 .with_context(|| format!("failed to write manifest {origin}"))?;
-            std::fs::set_permissions(&args.filename, mode)
-                .with_context(|| format!("failed to restore the mode of manifest {origin}"))?;
         }
         eprintln!(
             "writepath: patched {} in {origin}",
