@@ -56,6 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.cgroup.is_none() && args.command.is_empty() {
         bail!("nothing to record: give a command after `--`, or --cgroup DIR");
     }
+    if args.duration.is_some() && args.cgroup.is_none() {
+        bail!("--duration applies to --cgroup recordings; a command is recorded until it exits");
+    }
     if args.output == Output::Yaml {
         bail!("record prints -o table or -o json (use `writepath suggest -o yaml` for YAML)");
     }

@@ -1,0 +1,168 @@
+//! The `writepath record` contract: the ready line, command mode, exit codes, signals.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use writepath::report::{OpName, Report};
+use writepath_tests::*;
+
+#[test]
+fn record_command_mode_reports_and_announces_itself() {
+    if !privileged("record_command_mode_reports_and_announces_itself") {
+        return;
+    }
+    let d = scratch_dir("cli");
+    let f = d.path().join("from-child");
+    let script = format!(
+        "sh -c 'echo x > {0}.grandchild' & echo x > {0}; wait; exit 3",
+        f.display()
+    );
+    let out = Command::new(writepath_bin())
+        .args(["record", "-o", "json", "--", "sh", "-c", &script])
+        .output()
+        .expect("run writepath");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(
+        stderr
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("writepath: recording")),
+        "first stderr line announces the recording: {stderr}"
+    );
+    let r =
+        Report::from_json(&String::from_utf8_lossy(&out.stdout), "stdout").expect("JSON report");
+    assert_eq!(r.version, 1);
+    assert_eq!(r.recording.mode, "command");
+    assert_eq!(
+        r.recording.exit_code,
+        Some(3),
+        "the command's own exit code is kept"
+    );
+    assert_recorded(&r, &f.display().to_string(), OpName::Create);
+    assert_recorded(&r, &format!("{}.grandchild", f.display()), OpName::Create);
+    assert!(
+        !std::path::Path::new(&r.recording.cgroup).exists(),
+        "the record cgroup is removed"
+    );
+}
+
+#[test]
+fn record_table_and_report_file() {
+    if !privileged("record_table_and_report_file") {
+        return;
+    }
+    let d = scratch_dir("table");
+    let report = d.path().join("r.json");
+    let f = d.path().join("bad\x1bname");
+    let out = Command::new(writepath_bin())
+        .arg("record")
+        .arg("--report")
+        .arg(&report)
+        .args(["--", "sh", "-c"])
+        .arg(format!("touch '{}'", f.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("PATH") && table.contains("RESULT") && table.contains("MOUNT"),
+        "{table}"
+    );
+    assert!(
+        table.contains("bad\\x1bname"),
+        "escape sequences are escaped: {table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "no raw escape reaches the terminal"
+    );
+    assert!(table.contains("kernel: seen"), "{table}");
+    let r = Report::load(&report).expect("report file");
+    assert!(write_of(&r, f.display().to_string().as_bytes()).is_some());
+}
+
+#[test]
+fn record_usage_errors_exit_2() {
+    // No privileges needed: these fail before anything is loaded.
+    let bin = writepath_bin();
+    if !bin.exists() {
+        assert!(!in_ci(), "no writepath binary in CI");
+        eprintln!("skipping test - no binary at {}", bin.display());
+        return;
+    }
+    let none = Command::new(&bin).arg("record").output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("nothing to record"));
+    let both = Command::new(&bin)
+        .args(["record", "--cgroup", "/x", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--cgroup and a command conflict"
+    );
+    let dur = Command::new(&bin)
+        .args(["record", "--duration", "1s", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(dur.status.code(), Some(2), "--duration needs --cgroup");
+}
+
+#[test]
+fn record_cgroup_errors_name_the_directory() {
+    if !privileged("record_cgroup_errors_name_the_directory") {
+        return;
+    }
+    let out = Command::new(writepath_bin())
+        .args(["record", "--cgroup", "/nonexistent/cg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cg"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn record_cgroup_stops_after_duration_or_removal() {
+    if !privileged("record_cgroup_stops_after_duration_or_removal") {
+        return;
+    }
+    let cg = TempCgroup::new("duration");
+    let start = Instant::now();
+    let out = Command::new(writepath_bin())
+        .args(["record", "-o", "json", "--duration", "1s", "--cgroup"])
+        .arg(&cg.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let r = Report::from_json(&String::from_utf8_lossy(&out.stdout), "stdout").unwrap();
+    assert_eq!(r.recording.mode, "cgroup");
+
+    // Removal of the watched cgroup ends the recording too.
+    let gone = TempCgroup::new("removed");
+    let rec = std::process::Command::new(writepath_bin())
+        .args(["record", "-o", "json", "--cgroup"])
+        .arg(&gone.dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    drop(gone);
+    let out = rec.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
