@@ -42,6 +42,11 @@ pub struct ContainerSuggestions {
     /// True when some evidence was recorded partially (started before recording).
     #[serde(default)]
     pub partial: bool,
+    /// Root-filesystem writes no volume can serve (directly in `/` or in a whole system tree
+    /// such as `/etc`): the image or the application must change. Empty when every write is
+    /// covered by `volumes` or `excluded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<UnresolvedWrite>,
 }
 
 fn default_kind() -> String {
@@ -160,4 +165,21 @@ pub struct EnvSuggestion {
     pub value: String,
     /// What it removes.
     pub reason: String,
+}
+
+/// A root-filesystem write that no suggested volume covers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UnresolvedWrite {
+    /// The path.
+    pub path: RawPath,
+    /// The directory a volume would have to be mounted on.
+    pub directory: RawPath,
+    /// Why no volume is suggested: "system-tree:/etc", "root:/", "generated-name:/x123",
+    /// "relative-path".
+    pub reason: String,
+    /// Calls.
+    pub count: u64,
+    /// Calls that already failed with EROFS.
+    #[serde(default)]
+    pub failed_writes: u64,
 }
