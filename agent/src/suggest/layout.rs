@@ -5,7 +5,8 @@
 //!    removes, renames or changes (never the file itself: temp-then-rename and `sed -i` create
 //!    new names beside the file). A metadata change (`chmod`, `chown`, …) of a directory needs
 //!    that directory itself.
-//! 2. A needed directory the workload created (`mkdir`) is covered by the directory above the
+//! 2. A needed directory the workload created (`mkdir`, including the `mkdir` call itself when
+//!    the directory is kept) is covered by the directory above the
 //!    topmost created one, when that directory existed in the image empty. When it has image
 //!    content (or is a system tree) the topmost created directory becomes the mount point
 //!    instead: the kubelet creates it, and `mkdir -p` is satisfied. A created directory with a
@@ -124,8 +125,9 @@ impl<'a> DirIndex<'a> {
             }
             if c.write.ops.contains(&OpName::Mkdir) {
                 index.dirs.insert(c.canonical.clone());
-                let only_eexist = !c.write.results.is_empty() && c.write.results.keys().all(|r| r == "EEXIST");
-                if only_eexist {
+                // `mkdir -p` of a directory that is there fails with EEXIST (even on a read-only
+                // root); results are per path, not per call, so any EEXIST means it existed.
+                if c.write.results.contains_key("EEXIST") {
                     index.existing.insert(c.canonical.clone());
                 } else {
                     index.created.insert(c.canonical.clone());
@@ -140,7 +142,7 @@ impl<'a> DirIndex<'a> {
         if let Some(d) = self.content.get(dir) {
             return d.existed;
         }
-        !self.created.contains(dir) || self.existing.contains(dir)
+        self.existing.contains(dir) || !self.created.contains(dir)
     }
 
     /// What the image had in the directory, when recorded.
@@ -182,7 +184,22 @@ pub fn layout<'a>(rootfs: &[&'a Classified<'a>], index: &DirIndex<'_>) -> Layout
 
 /// The directory a write needs writable.
 fn needed_dir(c: &Classified<'_>, index: &DirIndex<'_>) -> RawPath {
-    let changes_only_itself = c.write.ops.iter().all(|op| !op.creates_entry() && !op.removes_entry());
+    // A `mkdir` of a directory that was already there created nothing.
+    let existed = index.is_dir(&c.canonical) && index.existed(&c.canonical);
+    let changes_only_itself = c
+        .write
+        .ops
+        .iter()
+        .filter(|op| !(existed && **op == OpName::Mkdir))
+        .all(|op| !op.creates_entry() && !op.removes_entry());
+    // A directory the workload creates and keeps can be the mount point itself: `mkdir` then
+    // meets the mounted directory (EEXIST, which `mkdir -p` and most runtimes accept).
+    let keeps_created_dir = c.write.ops.contains(&OpName::Mkdir)
+        && !existed
+        && !c.write.ops.iter().any(|op| op.removes_entry());
+    if keeps_created_dir {
+        return c.canonical.clone();
+    }
     if changes_only_itself && index.is_dir(&c.canonical) && c.canonical.as_bytes() != b"/" {
         c.canonical.clone()
     } else {
