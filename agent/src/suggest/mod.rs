@@ -13,6 +13,8 @@ pub mod describe;
 pub mod layout;
 pub mod model;
 pub mod table;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::path::Path;
