@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use writepath::report::Report;
-use writepath::suggest::{suggest, ContainerSuggestions, Suggestions, VolumeKind, VolumeSuggestion};
+use writepath::suggest::{
+    suggest, ContainerSuggestions, Suggestions, VolumeKind, VolumeSuggestion,
+};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reports")
@@ -68,12 +70,20 @@ fn project(c: &ContainerSuggestions) -> ExpectedContainer {
             .map(|v| ExpectedVolume {
                 mount_path: v.mount_path.to_string(),
                 volume: volume_kind(v),
-                purpose: serde_json::to_value(v.purpose).unwrap().as_str().unwrap().to_string(),
+                purpose: serde_json::to_value(v.purpose)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
                 shadowed_entries: v.shadowing.as_ref().map_or(0, |s| s.image_entries),
                 why: (),
             })
             .collect(),
-        env: c.env.iter().map(|e| format!("{}={}", e.name, e.value)).collect(),
+        env: c
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value))
+            .collect(),
         unresolved: c.unresolved.iter().map(|u| u.path.to_string()).collect(),
         excluded,
     }
@@ -84,16 +94,30 @@ fn check(name: &str) -> Suggestions {
     let report = Report::load(&dir.join(format!("{name}.json"))).unwrap();
     let text = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
     let expected: Expected = serde_json::from_str(&text).unwrap();
-    assert!(!expected.why.is_empty(), "{name}: the expected answer must say why");
+    assert!(
+        !expected.why.is_empty(),
+        "{name}: the expected answer must say why"
+    );
     let got = suggest(&[report]);
     let projected: Vec<ExpectedContainer> = got.containers.iter().map(project).collect();
-    assert_eq!(projected, expected.containers, "{name}: engine answer differs from the expert answer");
+    assert_eq!(
+        projected, expected.containers,
+        "{name}: engine answer differs from the expert answer"
+    );
     for c in &got.containers {
         for v in &c.volumes {
-            assert!(v.evidence.paths > 0 && !v.evidence.sample_paths.is_empty(), "{name}: {} lacks evidence", v.mount_path);
+            assert!(
+                v.evidence.paths > 0 && !v.evidence.sample_paths.is_empty(),
+                "{name}: {} lacks evidence",
+                v.mount_path
+            );
             assert!(!v.evidence.first_seen.is_empty() && !v.evidence.last_seen.is_empty());
             if let Some(sh) = &v.shadowing {
-                assert!(sh.remedies.iter().any(|r| r == "init-container-copy"), "{name}: {:?}", sh.remedies);
+                assert!(
+                    sh.remedies.iter().any(|r| r == "init-container-copy"),
+                    "{name}: {:?}",
+                    sh.remedies
+                );
             }
         }
     }
@@ -109,7 +133,9 @@ fn nginx() {
 fn postgres() {
     let got = check("postgres");
     let data = &got.containers[0].volumes[1];
-    assert!(matches!(&data.volume, VolumeKind::PersistentVolumeClaim { claim_name } if claim_name == "var-lib-postgresql-data"));
+    assert!(
+        matches!(&data.volume, VolumeKind::PersistentVolumeClaim { claim_name } if claim_name == "var-lib-postgresql-data")
+    );
 }
 
 #[test]
@@ -121,16 +147,32 @@ fn redis() {
 fn jvm() {
     let got = check("jvm");
     let tmp = &got.containers[0].volumes[1];
-    assert!(tmp.alternatives.iter().any(|a| a.contains("-Djava.io.tmpdir")), "{:?}", tmp.alternatives);
+    assert!(
+        tmp.alternatives
+            .iter()
+            .any(|a| a.contains("-Djava.io.tmpdir")),
+        "{:?}",
+        tmp.alternatives
+    );
     let logs = &got.containers[0].volumes[0];
-    assert!(logs.alternatives.iter().any(|a| a.contains("stdout")), "{:?}", logs.alternatives);
+    assert!(
+        logs.alternatives.iter().any(|a| a.contains("stdout")),
+        "{:?}",
+        logs.alternatives
+    );
 }
 
 #[test]
 fn node() {
     let got = check("node");
     let npm = &got.containers[0].volumes[0];
-    assert!(npm.alternatives.iter().any(|a| a.contains("npm_config_cache")), "{:?}", npm.alternatives);
+    assert!(
+        npm.alternatives
+            .iter()
+            .any(|a| a.contains("npm_config_cache")),
+        "{:?}",
+        npm.alternatives
+    );
 }
 
 #[test]
@@ -143,9 +185,15 @@ fn every_fixture_has_an_expected_answer() {
     let mut reports = 0;
     for entry in std::fs::read_dir(fixtures()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        if let Some(stem) = name.strip_suffix(".json").filter(|s| !s.ends_with(".expected")) {
+        if let Some(stem) = name
+            .strip_suffix(".json")
+            .filter(|s| !s.ends_with(".expected"))
+        {
             reports += 1;
-            assert!(fixtures().join(format!("{stem}.expected.json")).exists(), "{stem} has no expected answer");
+            assert!(
+                fixtures().join(format!("{stem}.expected.json")).exists(),
+                "{stem} has no expected answer"
+            );
         }
     }
     assert!(reports >= 6, "only {reports} fixture reports");

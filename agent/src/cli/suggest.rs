@@ -31,16 +31,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes suggestions in the chosen format (also used at the end of `writepath record`).
-pub fn render(suggestions: &Suggestions, output: Output, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+pub fn render(
+    suggestions: &Suggestions,
+    output: Output,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
     match output {
         Output::Table => out.write_all(suggest::table::render_table(suggestions).as_bytes())?,
         Output::Json => {
-            serde_json::to_writer_pretty(&mut *out, suggestions).context("failed to write suggestions as json")?;
+            serde_json::to_writer_pretty(&mut *out, suggestions)
+                .context("failed to write suggestions as json")?;
             out.write_all(b"\n")?;
         }
-        Output::Yaml => {
-            serde_norway::to_writer(&mut *out, suggestions).context("failed to write suggestions as yaml")?
-        }
+        Output::Yaml => serde_norway::to_writer(&mut *out, suggestions)
+            .context("failed to write suggestions as yaml")?,
     }
     out.flush().context("failed to write suggestions")?;
     Ok(())

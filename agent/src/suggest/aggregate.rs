@@ -48,7 +48,12 @@ impl ContainerKey {
         } else {
             format!("cgroup:{}", target.cgroup.path)
         };
-        ContainerKey { workload: target.workload.clone(), container, kind, fallback }
+        ContainerKey {
+            workload: target.workload.clone(),
+            container,
+            kind,
+            fallback,
+        }
     }
 }
 
@@ -102,7 +107,9 @@ impl WriteSet {
         }
         self.partial |= target.partial;
         for m in &target.mounts {
-            self.mounts.entry(m.mount_point.clone()).or_insert_with(|| m.clone());
+            self.mounts
+                .entry(m.mount_point.clone())
+                .or_insert_with(|| m.clone());
         }
         for w in &target.writes {
             match self.writes.get_mut(&w.path) {
@@ -121,7 +128,9 @@ impl WriteSet {
             }
         }
         for s in &target.symlinks {
-            self.symlinks.entry(s.path.clone()).or_insert_with(|| s.target.clone());
+            self.symlinks
+                .entry(s.path.clone())
+                .or_insert_with(|| s.target.clone());
         }
     }
 }
@@ -176,7 +185,12 @@ mod tests {
     use crate::report::{ContainerRef, OpName, PodRef, REPORT_VERSION};
 
     fn target(workload: Option<&str>, pod: &str, path: &str, count: u64) -> Target {
-        let mut w = Write { path: RawPath::from(path), ops: vec![OpName::Create], count, ..Default::default() };
+        let mut w = Write {
+            path: RawPath::from(path),
+            ops: vec![OpName::Create],
+            count,
+            ..Default::default()
+        };
         w.results.insert("ok".into(), count);
         w.first_seen = format!("2026-11-27T10:00:0{count}Z");
         w.last_seen = w.first_seen.clone();
@@ -186,7 +200,11 @@ mod tests {
                 namespace: "default".into(),
                 name: n.into(),
             }),
-            pod: Some(PodRef { namespace: "default".into(), name: pod.into(), uid: pod.into() }),
+            pod: Some(PodRef {
+                namespace: "default".into(),
+                name: pod.into(),
+                uid: pod.into(),
+            }),
             container: Some(ContainerRef {
                 id: pod.into(),
                 runtime: "containerd".into(),
@@ -211,7 +229,10 @@ mod tests {
     #[test]
     fn replicas_of_one_workload_merge() {
         let a = report(vec![target(Some("web"), "web-1", "/tmp/a", 1)]);
-        let b = report(vec![target(Some("web"), "web-2", "/tmp/a", 2), target(Some("web"), "web-2", "/tmp/b", 3)]);
+        let b = report(vec![
+            target(Some("web"), "web-2", "/tmp/a", 2),
+            target(Some("web"), "web-2", "/tmp/b", 3),
+        ]);
         let sets = aggregate(&[a, b]);
         assert_eq!(sets.len(), 1);
         let a = &sets[0].writes[&RawPath::from("/tmp/a")];
@@ -236,7 +257,12 @@ mod tests {
 
     #[test]
     fn directories_merge_existence_and_samples() {
-        let mut a = DirectoryContent { path: RawPath::from("/d"), existed: false, image_entries: 0, sample: vec![] };
+        let mut a = DirectoryContent {
+            path: RawPath::from("/d"),
+            existed: false,
+            image_entries: 0,
+            sample: vec![],
+        };
         let b = DirectoryContent {
             path: RawPath::from("/d"),
             existed: true,

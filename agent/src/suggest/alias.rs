@@ -27,7 +27,10 @@ pub struct Aliases {
 
 impl Aliases {
     /// Builds the alias table from the well-known links, the writes and the recorded links.
-    pub fn new<'a>(writes: impl IntoIterator<Item = &'a Write>, recorded: &BTreeMap<RawPath, RawPath>) -> Aliases {
+    pub fn new<'a>(
+        writes: impl IntoIterator<Item = &'a Write>,
+        recorded: &BTreeMap<RawPath, RawPath>,
+    ) -> Aliases {
         let mut links = BTreeMap::new();
         for (from, to) in WELL_KNOWN {
             links.insert(RawPath::from(*from), RawPath::from(*to));
@@ -35,13 +38,19 @@ impl Aliases {
         for w in writes {
             if w.ops.contains(&OpName::Symlink) && w.path.is_absolute() {
                 if let Some(content) = w.related.first() {
-                    links.insert(w.path.clone(), RawPath::resolve(&w.path.parent(), content.as_bytes()));
+                    links.insert(
+                        w.path.clone(),
+                        RawPath::resolve(&w.path.parent(), content.as_bytes()),
+                    );
                 }
             }
         }
         for (from, content) in recorded {
             if from.is_absolute() {
-                links.insert(from.clone(), RawPath::resolve(&from.parent(), content.as_bytes()));
+                links.insert(
+                    from.clone(),
+                    RawPath::resolve(&from.parent(), content.as_bytes()),
+                );
             }
         }
         // `/` is never a link, and a link onto itself would only loop.
@@ -107,7 +116,10 @@ mod tests {
     #[test]
     fn well_known_links_apply() {
         let a = Aliases::new([], &BTreeMap::new());
-        assert_eq!(a.canonical(&p("/var/run/nginx.pid"), false), p("/run/nginx.pid"));
+        assert_eq!(
+            a.canonical(&p("/var/run/nginx.pid"), false),
+            p("/run/nginx.pid")
+        );
         assert_eq!(a.canonical(&p("/var/lock/x"), false), p("/run/lock/x"));
         assert_eq!(a.canonical(&p("/var/running"), false), p("/var/running"));
         assert_eq!(a.canonical(&p("/run/x"), false), p("/run/x"));
@@ -119,9 +131,18 @@ mod tests {
         recorded.insert(p("/var/log/nginx/error.log"), p("/dev/stderr"));
         recorded.insert(p("/app/cache"), p("../tmp/cache"));
         let a = Aliases::new([], &recorded);
-        assert_eq!(a.canonical(&p("/var/log/nginx/error.log"), true), p("/dev/stderr"));
-        assert_eq!(a.canonical(&p("/var/log/nginx/error.log"), false), p("/var/log/nginx/error.log"));
-        assert_eq!(a.canonical(&p("/app/cache/x/y"), false), p("/tmp/cache/x/y"));
+        assert_eq!(
+            a.canonical(&p("/var/log/nginx/error.log"), true),
+            p("/dev/stderr")
+        );
+        assert_eq!(
+            a.canonical(&p("/var/log/nginx/error.log"), false),
+            p("/var/log/nginx/error.log")
+        );
+        assert_eq!(
+            a.canonical(&p("/app/cache/x/y"), false),
+            p("/tmp/cache/x/y")
+        );
     }
 
     #[test]

@@ -15,7 +15,12 @@ use crate::suggest::alias::{follows_leaf, Aliases};
 
 /// Files kubelet bind-mounts into every container. Outside Kubernetes, Docker mounts the first
 /// three too; see `docs/suggestions.md`.
-const KUBELET_FILES: &[&str] = &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/termination-log"];
+const KUBELET_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/dev/termination-log",
+];
 /// Where kubelet mounts the service-account token (canonical form of
 /// `/var/run/secrets/kubernetes.io/serviceaccount`).
 const SERVICE_ACCOUNT_DIR: &str = "/run/secrets/kubernetes.io/serviceaccount";
@@ -42,15 +47,24 @@ pub struct Classified<'a> {
 
 /// Classifies every write of a set.
 pub fn classify_all<'a>(set: &'a WriteSet, aliases: &Aliases) -> Vec<Classified<'a>> {
-    let mounts: Vec<(RawPath, &Mount)> =
-        set.mounts.values().map(|m| (aliases.canonical(&m.mount_point, true), m)).collect();
-    let root_read_only = mounts.iter().any(|(p, m)| p.as_bytes() == b"/" && m.read_only);
+    let mounts: Vec<(RawPath, &Mount)> = set
+        .mounts
+        .values()
+        .map(|m| (aliases.canonical(&m.mount_point, true), m))
+        .collect();
+    let root_read_only = mounts
+        .iter()
+        .any(|(p, m)| p.as_bytes() == b"/" && m.read_only);
     set.writes
         .values()
         .map(|w| {
             let canonical = aliases.canonical(&w.path, follows_leaf(w));
             let placement = classify(w, &canonical, aliases, &mounts, root_read_only);
-            Classified { write: w, canonical, placement }
+            Classified {
+                write: w,
+                canonical,
+                placement,
+            }
         })
         .collect()
 }
@@ -68,9 +82,17 @@ fn classify(
     }
     if let Some(reason) = special_path(canonical) {
         let through_link = *canonical != aliases.canonical(&w.path, false);
-        return Placement::Excluded(if through_link { format!("symlink:{canonical}") } else { reason });
+        return Placement::Excluded(if through_link {
+            format!("symlink:{canonical}")
+        } else {
+            reason
+        });
     }
-    if let Some(m) = w.mount.as_ref().filter(|m| m.as_bytes() != b"/" && m.is_absolute()) {
+    if let Some(m) = w
+        .mount
+        .as_ref()
+        .filter(|m| m.as_bytes() != b"/" && m.is_absolute())
+    {
         let m = aliases.canonical(m, true);
         let read_only = mounts.iter().any(|(p, mount)| *p == m && mount.read_only);
         return Placement::Excluded(mount_reason(&m, read_only));
@@ -83,7 +105,12 @@ fn classify(
         return Placement::Excluded(mount_reason(p, m.read_only));
     }
     if !w.results.is_empty() && !w.results.contains_key("ok") && !w.results.contains_key("EROFS") {
-        let errno = w.results.keys().next().map(String::as_str).unwrap_or("error");
+        let errno = w
+            .results
+            .keys()
+            .next()
+            .map(String::as_str)
+            .unwrap_or("error");
         return Placement::Excluded(format!("failed-anyway:{errno}"));
     }
     if root_read_only && !w.results.is_empty() && w.results.keys().all(|r| r == "ok") {
@@ -168,10 +195,19 @@ mod tests {
     }
 
     fn mount(p: &str, fs: &str, ro: bool) -> Mount {
-        Mount { mount_point: RawPath::from(p), fs_type: fs.into(), source: String::new(), read_only: ro }
+        Mount {
+            mount_point: RawPath::from(p),
+            fs_type: fs.into(),
+            source: String::new(),
+            read_only: ro,
+        }
     }
 
-    fn run(writes: Vec<Write>, mounts: Vec<Mount>, links: &[(&str, &str)]) -> Vec<(String, Placement)> {
+    fn run(
+        writes: Vec<Write>,
+        mounts: Vec<Mount>,
+        links: &[(&str, &str)],
+    ) -> Vec<(String, Placement)> {
         let mut set = WriteSet::default();
         for w in writes {
             set.writes.insert(w.path.clone(), w);
@@ -206,7 +242,10 @@ mod tests {
                 write("/dev/null", ok),
                 write("/proc/self/attr/exec", ok),
                 write("/sys/fs/cgroup/x", ok),
-                write("/var/run/secrets/kubernetes.io/serviceaccount/token", &[("EROFS", 1)]),
+                write(
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                    &[("EROFS", 1)],
+                ),
                 write("/data/db", ok),
                 write("/data2/db", ok),
                 write("/config/app.yaml", &[("EROFS", 2)]),
@@ -216,28 +255,42 @@ mod tests {
                 write("/app/__pycache__", ok),
                 write("/var/log/nginx/error.log", ok),
             ],
-            vec![mount("/", "overlay", false), mount("/data", "ext4", false), mount("/config", "tmpfs", true)],
+            vec![
+                mount("/", "overlay", false),
+                mount("/data", "ext4", false),
+                mount("/config", "tmpfs", true),
+            ],
             &[("/var/log/nginx/error.log", "/dev/stderr")],
         );
         let want = vec![
             ("/app/__pycache__", excluded("optional:python-bytecode")),
-            ("/app/__pycache__/m.cpython-312.pyc.140234", excluded("optional:python-bytecode")),
+            (
+                "/app/__pycache__/m.cpython-312.pyc.140234",
+                excluded("optional:python-bytecode"),
+            ),
             ("/config/app.yaml", excluded("read-only-mount:/config")),
             ("/data/db", excluded("volume:/data")),
             ("/data2/db", Placement::Rootfs),
             ("/dev/null", excluded("dev:/dev")),
             ("/dev/shm/PostgreSQL.1", excluded("dev-shm:/dev/shm")),
-            ("/dev/termination-log", excluded("kubelet:/dev/termination-log")),
+            (
+                "/dev/termination-log",
+                excluded("kubelet:/dev/termination-log"),
+            ),
             ("/etc/hosts", excluded("kubelet:/etc/hosts")),
             ("/etc/hosts.bak", Placement::Rootfs),
             ("/proc/self/attr/exec", excluded("pseudo-fs:/proc")),
             ("/sys/fs/cgroup/x", excluded("pseudo-fs:/sys")),
             ("/tmp/x", Placement::Rootfs),
             ("/var/log/nginx/error.log", excluded("symlink:/dev/stderr")),
-            ("/var/run/secrets/kubernetes.io/serviceaccount/token", excluded("serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount")),
+            (
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                excluded("serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount"),
+            ),
             ("/var/run/x.pid", excluded("failed-anyway:EEXIST")),
         ];
-        let want: Vec<(String, Placement)> = want.into_iter().map(|(p, r)| (p.to_string(), r)).collect();
+        let want: Vec<(String, Placement)> =
+            want.into_iter().map(|(p, r)| (p.to_string(), r)).collect();
         assert_eq!(got, want);
     }
 
@@ -252,7 +305,10 @@ mod tests {
     #[test]
     fn success_on_a_read_only_root_means_it_landed_elsewhere() {
         let got = run(
-            vec![write("/var/log/app.log", &[("ok", 3)]), write("/var/log/other.log", &[("EROFS", 3)])],
+            vec![
+                write("/var/log/app.log", &[("ok", 3)]),
+                write("/var/log/other.log", &[("EROFS", 3)]),
+            ],
             vec![mount("/", "overlay", true)],
             &[],
         );

@@ -7,7 +7,9 @@ use crate::path::RawPath;
 use crate::report::OpName;
 use crate::suggest::classify::Classified;
 use crate::suggest::layout::{Anchor, DirIndex};
-use crate::suggest::model::{EnvSuggestion, Evidence, Purpose, Shadowing, VolumeKind, VolumeSuggestion};
+use crate::suggest::model::{
+    EnvSuggestion, Evidence, Purpose, Shadowing, VolumeKind, VolumeSuggestion,
+};
 
 /// How many sample paths the evidence keeps.
 const SAMPLE_PATHS: usize = 5;
@@ -22,24 +24,45 @@ const MAX_NAME: usize = 63;
 
 /// Builds the suggestion for one chosen directory; `taken` holds volume names already used in
 /// this container and receives the new one.
-pub fn volume(anchor: &Anchor<'_>, index: &DirIndex<'_>, taken: &mut BTreeSet<String>) -> VolumeSuggestion {
+pub fn volume(
+    anchor: &Anchor<'_>,
+    index: &DirIndex<'_>,
+    taken: &mut BTreeSet<String>,
+) -> VolumeSuggestion {
     let name = unique_name(&anchor.path, taken);
     let purpose = purpose(&anchor.path, &anchor.writes);
     let volume = match purpose {
-        Purpose::Data => VolumeKind::PersistentVolumeClaim { claim_name: name.clone() },
-        Purpose::Temp => match memory_limit(&anchor.writes, index) {
-            Some(limit) => VolumeKind::EmptyDir { medium: Some("Memory".into()), size_limit: Some(limit) },
-            None => VolumeKind::EmptyDir { medium: None, size_limit: None },
+        Purpose::Data => VolumeKind::PersistentVolumeClaim {
+            claim_name: name.clone(),
         },
-        _ => VolumeKind::EmptyDir { medium: None, size_limit: None },
+        Purpose::Temp => match memory_limit(&anchor.writes, index) {
+            Some(limit) => VolumeKind::EmptyDir {
+                medium: Some("Memory".into()),
+                size_limit: Some(limit),
+            },
+            None => VolumeKind::EmptyDir {
+                medium: None,
+                size_limit: None,
+            },
+        },
+        _ => VolumeKind::EmptyDir {
+            medium: None,
+            size_limit: None,
+        },
     };
-    let shadowing = index.content(&anchor.path).filter(|d| d.existed && d.image_entries > 0).map(|d| Shadowing {
-        image_entries: d.image_entries,
-        sample: d.sample.clone(),
-        remedies: vec!["init-container-copy".to_string()],
-    });
-    let failed_writes =
-        anchor.writes.iter().map(|c| c.write.results.get("EROFS").copied().unwrap_or(0)).fold(0, u64::saturating_add);
+    let shadowing = index
+        .content(&anchor.path)
+        .filter(|d| d.existed && d.image_entries > 0)
+        .map(|d| Shadowing {
+            image_entries: d.image_entries,
+            sample: d.sample.clone(),
+            remedies: vec!["init-container-copy".to_string()],
+        });
+    let failed_writes = anchor
+        .writes
+        .iter()
+        .map(|c| c.write.results.get("EROFS").copied().unwrap_or(0))
+        .fold(0, u64::saturating_add);
     VolumeSuggestion {
         mount_path: anchor.path.clone(),
         name,
@@ -57,15 +80,33 @@ fn evidence(writes: &[&Classified<'_>]) -> Evidence {
     let mut paths: Vec<&RawPath> = writes.iter().map(|c| &c.write.path).collect();
     paths.sort();
     paths.dedup();
-    let ops: BTreeSet<OpName> = writes.iter().flat_map(|c| c.write.ops.iter().copied()).collect();
-    let first_seen =
-        writes.iter().map(|c| c.write.first_seen.as_str()).filter(|s| !s.is_empty()).min().unwrap_or_default();
-    let last_seen = writes.iter().map(|c| c.write.last_seen.as_str()).max().unwrap_or_default();
+    let ops: BTreeSet<OpName> = writes
+        .iter()
+        .flat_map(|c| c.write.ops.iter().copied())
+        .collect();
+    let first_seen = writes
+        .iter()
+        .map(|c| c.write.first_seen.as_str())
+        .filter(|s| !s.is_empty())
+        .min()
+        .unwrap_or_default();
+    let last_seen = writes
+        .iter()
+        .map(|c| c.write.last_seen.as_str())
+        .max()
+        .unwrap_or_default();
     Evidence {
         paths: paths.len() as u64,
-        sample_paths: paths.iter().take(SAMPLE_PATHS).map(|p| (*p).clone()).collect(),
+        sample_paths: paths
+            .iter()
+            .take(SAMPLE_PATHS)
+            .map(|p| (*p).clone())
+            .collect(),
         ops: ops.into_iter().collect(),
-        count: writes.iter().map(|c| c.write.count).fold(0, u64::saturating_add),
+        count: writes
+            .iter()
+            .map(|c| c.write.count)
+            .fold(0, u64::saturating_add),
         first_seen: first_seen.to_string(),
         last_seen: last_seen.to_string(),
     }
@@ -73,7 +114,9 @@ fn evidence(writes: &[&Classified<'_>]) -> Evidence {
 
 /// Lower-cased components of a path, lossily decoded.
 fn components(p: &RawPath) -> Vec<String> {
-    p.components().map(|c| String::from_utf8_lossy(c).to_ascii_lowercase()).collect()
+    p.components()
+        .map(|c| String::from_utf8_lossy(c).to_ascii_lowercase())
+        .collect()
 }
 
 /// Whether `p` is a home directory (`/root`, `/home/USER`).
@@ -86,7 +129,11 @@ pub fn is_home(p: &RawPath) -> bool {
 pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     let comps = components(dir);
     let has = |names: &[&str]| comps.iter().any(|c| names.contains(&c.as_str()));
-    if has(&["tmp", "temp", ".tmp"]) || comps.iter().any(|c| c.ends_with("_temp") || c.ends_with("-tmp")) {
+    if has(&["tmp", "temp", ".tmp"])
+        || comps
+            .iter()
+            .any(|c| c.ends_with("_temp") || c.ends_with("-tmp"))
+    {
         return Purpose::Temp;
     }
     if comps.first().is_some_and(|c| c == "run") || has(&["run", "lock", "locks", "sockets"]) {
@@ -95,19 +142,34 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     if has(&["log", "logs"]) {
         return Purpose::Log;
     }
-    if has(&["cache", ".cache", "caches", ".npm", ".yarn", ".m2", ".gradle", ".pnpm-store"]) {
+    if has(&[
+        "cache",
+        ".cache",
+        "caches",
+        ".npm",
+        ".yarn",
+        ".m2",
+        ".gradle",
+        ".pnpm-store",
+    ]) {
         return Purpose::Cache;
     }
     let var_lib_child = comps.len() >= 3 && comps[0] == "var" && comps[1] == "lib";
-    if var_lib_child || has(&["data", "db", "database", "pgdata"]) || writes.iter().any(|c| looks_like_data(&c.canonical)) {
+    if var_lib_child
+        || has(&["data", "db", "database", "pgdata"])
+        || writes.iter().any(|c| looks_like_data(&c.canonical))
+    {
         return Purpose::Data;
     }
     if is_home(dir) || is_home(&dir.parent()) {
         return Purpose::Home;
     }
-    let names: Vec<String> =
-        writes.iter().map(|c| String::from_utf8_lossy(c.canonical.file_name()).to_ascii_lowercase()).collect();
-    let share = |pred: &dyn Fn(&str) -> bool| names.iter().filter(|n| pred(n)).count() * 2 > names.len();
+    let names: Vec<String> = writes
+        .iter()
+        .map(|c| String::from_utf8_lossy(c.canonical.file_name()).to_ascii_lowercase())
+        .collect();
+    let share =
+        |pred: &dyn Fn(&str) -> bool| names.iter().filter(|n| pred(n)).count() * 2 > names.len();
     if share(&|n| n.ends_with(".log") || n.contains(".log.")) {
         return Purpose::Log;
     }
@@ -126,12 +188,17 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
 fn looks_like_data(p: &RawPath) -> bool {
     const EXTENSIONS: &[&str] = &[".rdb", ".aof", ".db", ".sqlite", ".sqlite3", ".mdb", ".ldb"];
     let name = String::from_utf8_lossy(p.file_name()).to_ascii_lowercase();
-    EXTENSIONS.iter().any(|e| name.ends_with(e)) || components(p).iter().any(|c| c == "pg_wal" || c == "appendonlydir")
+    EXTENSIONS.iter().any(|e| name.ends_with(e))
+        || components(p)
+            .iter()
+            .any(|c| c == "pg_wal" || c == "appendonlydir")
 }
 
 /// Whether every name the workload created there was removed again (nothing is left behind).
 fn transient(writes: &[&Classified<'_>]) -> bool {
-    let created = writes.iter().filter(|c| c.write.ops.iter().any(|op| op.creates_entry()));
+    let created = writes
+        .iter()
+        .filter(|c| c.write.ops.iter().any(|op| op.creates_entry()));
     let mut any = false;
     for c in created {
         any = true;
@@ -145,7 +212,10 @@ fn transient(writes: &[&Classified<'_>]) -> bool {
 /// `sizeLimit` for a memory-backed emptyDir, when the directory is hot and small and the size
 /// of every file written there is known.
 fn memory_limit(writes: &[&Classified<'_>], index: &DirIndex<'_>) -> Option<String> {
-    let calls = writes.iter().map(|c| c.write.count).fold(0, u64::saturating_add);
+    let calls = writes
+        .iter()
+        .map(|c| c.write.count)
+        .fold(0, u64::saturating_add);
     if calls < HOT_CALLS {
         return None;
     }
@@ -156,7 +226,10 @@ fn memory_limit(writes: &[&Classified<'_>], index: &DirIndex<'_>) -> Option<Stri
     if total > MEMORY_MAX_BYTES {
         return None;
     }
-    let limit = total.saturating_mul(2).max(MEMORY_MIN_LIMIT).checked_next_power_of_two()?;
+    let limit = total
+        .saturating_mul(2)
+        .max(MEMORY_MIN_LIMIT)
+        .checked_next_power_of_two()?;
     Some(format!("{}Mi", limit >> 20))
 }
 
@@ -164,10 +237,14 @@ fn memory_limit(writes: &[&Classified<'_>], index: &DirIndex<'_>) -> Option<Stri
 fn alternatives(dir: &RawPath, purpose: Purpose, writes: &[&Classified<'_>]) -> Vec<String> {
     let mut out = Vec::new();
     let any_component = |pred: &dyn Fn(&str) -> bool| {
-        writes.iter().any(|c| components(&c.canonical).iter().any(|n| pred(n)))
+        writes
+            .iter()
+            .any(|c| components(&c.canonical).iter().any(|n| pred(n)))
     };
     let jvm = any_component(&|n| n.starts_with("hsperfdata_"))
-        || writes.iter().any(|c| c.write.processes.iter().any(|p| p == "java"));
+        || writes
+            .iter()
+            .any(|c| c.write.processes.iter().any(|p| p == "java"));
     let under_home = is_home(dir) || ancestors_home(dir);
     match purpose {
         Purpose::Log => out.push(format!(
@@ -183,7 +260,9 @@ fn alternatives(dir: &RawPath, purpose: Purpose, writes: &[&Classified<'_>]) -> 
         _ => {}
     }
     if under_home {
-        out.push(format!("HOME=DIR moves dotfiles and per-user caches out of {dir}"));
+        out.push(format!(
+            "HOME=DIR moves dotfiles and per-user caches out of {dir}"
+        ));
     }
     if any_component(&|n| n == ".npm") {
         out.push("npm_config_cache=DIR moves npm's cache and debug logs; or run `node` directly instead of `npm`".into());
@@ -219,9 +298,9 @@ pub fn env(volumes: &[VolumeSuggestion], classified: &[Classified<'_>]) -> Vec<E
             ),
         });
     }
-    let temp = volumes
-        .iter()
-        .find(|v| v.purpose == Purpose::Temp && matches!(v.volume, VolumeKind::EmptyDir { medium: None, .. }));
+    let temp = volumes.iter().find(|v| {
+        v.purpose == Purpose::Temp && matches!(v.volume, VolumeKind::EmptyDir { medium: None, .. })
+    });
     let in_home: Vec<String> = volumes
         .iter()
         .filter(|v| ancestors_home(&v.mount_path) || is_home(&v.mount_path))
@@ -231,7 +310,11 @@ pub fn env(volumes: &[VolumeSuggestion], classified: &[Classified<'_>]) -> Vec<E
         out.push(EnvSuggestion {
             name: "HOME".into(),
             value: temp.mount_path.to_string(),
-            reason: format!("moves per-user files into {}, so {} can be dropped", temp.mount_path, in_home.join(", ")),
+            reason: format!(
+                "moves per-user files into {}, so {} can be dropped",
+                temp.mount_path,
+                in_home.join(", ")
+            ),
         });
     }
     out
@@ -271,10 +354,22 @@ mod tests {
     #[test]
     fn names_are_dns_labels_and_unique() {
         let mut taken = BTreeSet::new();
-        assert_eq!(unique_name(&RawPath::from("/var/cache/nginx"), &mut taken), "var-cache-nginx");
-        assert_eq!(unique_name(&RawPath::from("/var/cache.nginx"), &mut taken), "var-cache-nginx-2");
-        assert_eq!(unique_name(&RawPath::from("/home/node/.npm"), &mut taken), "home-node-npm");
-        assert_eq!(unique_name(&RawPath::from_bytes(b"/tmp/\xff\xfe".to_vec()), &mut taken), "tmp");
+        assert_eq!(
+            unique_name(&RawPath::from("/var/cache/nginx"), &mut taken),
+            "var-cache-nginx"
+        );
+        assert_eq!(
+            unique_name(&RawPath::from("/var/cache.nginx"), &mut taken),
+            "var-cache-nginx-2"
+        );
+        assert_eq!(
+            unique_name(&RawPath::from("/home/node/.npm"), &mut taken),
+            "home-node-npm"
+        );
+        assert_eq!(
+            unique_name(&RawPath::from_bytes(b"/tmp/\xff\xfe".to_vec()), &mut taken),
+            "tmp"
+        );
         let long = format!("/{}", "a".repeat(100));
         let n = unique_name(&RawPath::from(long.as_str()), &mut taken);
         assert!(n.len() <= MAX_NAME, "{n}");

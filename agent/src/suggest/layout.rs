@@ -114,10 +114,16 @@ impl<'a> DirIndex<'a> {
         writes: &[Classified<'_>],
         aliases: &Aliases,
     ) -> DirIndex<'a> {
-        let content: BTreeMap<RawPath, &DirectoryContent> =
-            directories.values().map(|d| (aliases.canonical(&d.path, true), d)).collect();
-        let mut index =
-            DirIndex { dirs: content.keys().cloned().collect(), content, created: BTreeSet::new(), existing: BTreeSet::new() };
+        let content: BTreeMap<RawPath, &DirectoryContent> = directories
+            .values()
+            .map(|d| (aliases.canonical(&d.path, true), d))
+            .collect();
+        let mut index = DirIndex {
+            dirs: content.keys().cloned().collect(),
+            content,
+            created: BTreeSet::new(),
+            existing: BTreeSet::new(),
+        };
         for c in writes {
             let mut p = c.canonical.parent();
             while p.as_bytes() != b"/" && index.dirs.insert(p.clone()) {
@@ -162,13 +168,21 @@ pub fn layout<'a>(rootfs: &[&'a Classified<'a>], index: &DirIndex<'_>) -> Layout
     let mut unplaced = Vec::new();
     for c in rootfs {
         if !c.canonical.is_absolute() || c.write.issues.iter().any(|i| i == "base-unresolved") {
-            unplaced.push(Unplaced { write: c, directory: c.canonical.clone(), reason: "relative-path".into() });
+            unplaced.push(Unplaced {
+                write: c,
+                directory: c.canonical.clone(),
+                reason: "relative-path".into(),
+            });
             continue;
         }
         let needed = needed_dir(c, index);
         match anchor_for(&needed, index) {
             Ok(dir) => chosen.entry(dir).or_default().push(c),
-            Err(reason) => unplaced.push(Unplaced { write: c, directory: needed, reason }),
+            Err(reason) => unplaced.push(Unplaced {
+                write: c,
+                directory: needed,
+                reason,
+            }),
         }
     }
     // Drop directories below another chosen one; sorted order puts a parent first.
@@ -218,13 +232,22 @@ fn anchor_for(needed: &RawPath, index: &DirIndex<'_>) -> Result<RawPath, String>
     }
     let Some(created) = top_created else {
         return if is_system_tree(&existing) {
-            Err(format!("{}:{existing}", if existing.as_bytes() == b"/" { "root" } else { "system-tree" }))
+            Err(format!(
+                "{}:{existing}",
+                if existing.as_bytes() == b"/" {
+                    "root"
+                } else {
+                    "system-tree"
+                }
+            ))
         } else {
             Ok(existing)
         };
     };
     let parent_usable = !is_system_tree(&existing);
-    let parent_empty = index.content(&existing).is_some_and(|d| d.image_entries == 0);
+    let parent_empty = index
+        .content(&existing)
+        .is_some_and(|d| d.image_entries == 0);
     if parent_usable && (parent_empty || looks_generated(created.file_name())) {
         Ok(existing)
     } else if looks_generated(created.file_name()) {
@@ -240,8 +263,15 @@ fn anchor_for(needed: &RawPath, index: &DirIndex<'_>) -> Result<RawPath, String>
 /// version-like names (`python3`, `lib64`) do not.
 pub fn looks_generated(name: &[u8]) -> bool {
     name.split(|b| !b.is_ascii_alphanumeric()).any(|run| {
-        let longest_digits = run.split(|b| !b.is_ascii_digit()).map(<[u8]>::len).max().unwrap_or(0);
-        let switches = run.windows(2).filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit()).count();
+        let longest_digits = run
+            .split(|b| !b.is_ascii_digit())
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
+        let switches = run
+            .windows(2)
+            .filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit())
+            .count();
         longest_digits >= 3 || (run.len() >= 6 && switches >= 3)
     })
 }
@@ -277,13 +307,25 @@ mod tests {
     }
 
     fn classified(w: &Write) -> Classified<'_> {
-        Classified { write: w, canonical: w.path.clone(), placement: Placement::Rootfs }
+        Classified {
+            write: w,
+            canonical: w.path.clone(),
+            placement: Placement::Rootfs,
+        }
     }
 
     #[test]
     fn metadata_change_of_a_directory_needs_the_directory() {
-        let a = Write { path: RawPath::from("/srv/app/data"), ops: vec![OpName::Chmod], ..Default::default() };
-        let b = Write { path: RawPath::from("/srv/app/data/x"), ops: vec![OpName::Create], ..Default::default() };
+        let a = Write {
+            path: RawPath::from("/srv/app/data"),
+            ops: vec![OpName::Chmod],
+            ..Default::default()
+        };
+        let b = Write {
+            path: RawPath::from("/srv/app/data/x"),
+            ops: vec![OpName::Create],
+            ..Default::default()
+        };
         let all = [classified(&a), classified(&b)];
         let dirs = BTreeMap::new();
         let index = DirIndex::new(&dirs, &all, &Aliases::default());

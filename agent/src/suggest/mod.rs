@@ -54,7 +54,9 @@ pub fn load_reports(paths: &[impl AsRef<Path>]) -> Result<Vec<Report>> {
             let p = p.as_ref();
             let report = Report::load(p)?;
             if report.targets.is_empty() {
-                return Err(Error::Empty { path: p.display().to_string() });
+                return Err(Error::Empty {
+                    path: p.display().to_string(),
+                });
             }
             Ok(report)
         })
@@ -64,8 +66,14 @@ pub fn load_reports(paths: &[impl AsRef<Path>]) -> Result<Vec<Report>> {
 /// Computes the suggestions for every container in the reports (merged per workload and
 /// container). Pure: the same reports always give the same answer.
 pub fn suggest(reports: &[Report]) -> Suggestions {
-    let containers = aggregate::aggregate(reports).iter().map(suggest_container).collect();
-    Suggestions { version: SUGGESTIONS_VERSION, containers }
+    let containers = aggregate::aggregate(reports)
+        .iter()
+        .map(suggest_container)
+        .collect();
+    Suggestions {
+        version: SUGGESTIONS_VERSION,
+        containers,
+    }
 }
 
 /// Computes the suggestions for one container's merged evidence.
@@ -73,17 +81,25 @@ pub fn suggest_container(set: &WriteSet) -> ContainerSuggestions {
     let aliases = alias::Aliases::new(set.writes.values(), &set.symlinks);
     let classified = classify::classify_all(set, &aliases);
     let index = DirIndex::new(&set.directories, &classified, &aliases);
-    let rootfs: Vec<&Classified<'_>> = classified.iter().filter(|c| c.placement == Placement::Rootfs).collect();
+    let rootfs: Vec<&Classified<'_>> = classified
+        .iter()
+        .filter(|c| c.placement == Placement::Rootfs)
+        .collect();
     let layout = layout::layout(&rootfs, &index);
     let mut names = BTreeSet::new();
-    let volumes: Vec<VolumeSuggestion> =
-        layout.anchors.iter().map(|a| describe::volume(a, &index, &mut names)).collect();
+    let volumes: Vec<VolumeSuggestion> = layout
+        .anchors
+        .iter()
+        .map(|a| describe::volume(a, &index, &mut names))
+        .collect();
     let excluded = classified
         .iter()
         .filter_map(|c| match &c.placement {
-            Placement::Excluded(reason) => {
-                Some(ExcludedWrite { path: c.write.path.clone(), reason: reason.clone(), count: c.write.count })
-            }
+            Placement::Excluded(reason) => Some(ExcludedWrite {
+                path: c.write.path.clone(),
+                reason: reason.clone(),
+                count: c.write.count,
+            }),
             Placement::Rootfs => None,
         })
         .collect();
@@ -103,7 +119,11 @@ pub fn suggest_container(set: &WriteSet) -> ContainerSuggestions {
         workload: set.workload.clone(),
         container: set.container.clone(),
         container_kind: set.kind.clone(),
-        cgroups: if set.workload.is_none() { set.cgroups.iter().cloned().collect() } else { Vec::new() },
+        cgroups: if set.workload.is_none() {
+            set.cgroups.iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
         volumes,
         excluded,
         env,

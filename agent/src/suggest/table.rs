@@ -31,12 +31,23 @@ fn heading(c: &ContainerSuggestions) -> String {
     let mut h = match &c.workload {
         Some(w) => format!("{} {}/{}", esc(&w.kind), esc(&w.namespace), esc(&w.name)),
         None if !c.cgroups.is_empty() => {
-            format!("cgroup {}", c.cgroups.iter().map(|g| esc(g)).collect::<Vec<_>>().join(", "))
+            format!(
+                "cgroup {}",
+                c.cgroups
+                    .iter()
+                    .map(|g| esc(g))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         None => "(unidentified target)".to_string(),
     };
     if let Some(name) = &c.container {
-        let kind = if c.container_kind == "container" { "container".to_string() } else { format!("{} container", esc(&c.container_kind)) };
+        let kind = if c.container_kind == "container" {
+            "container".to_string()
+        } else {
+            format!("{} container", esc(&c.container_kind))
+        };
         let _ = write!(h, ", {kind} {}", esc(name));
     }
     h
@@ -59,21 +70,44 @@ fn volume_cell(v: &VolumeSuggestion) -> String {
 }
 
 fn purpose_name(v: &VolumeSuggestion) -> String {
-    serde_json::to_value(v.purpose).ok().and_then(|p| p.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(v.purpose)
+        .ok()
+        .and_then(|p| p.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn container(out: &mut String, c: &ContainerSuggestions) {
     let _ = writeln!(out, "{}", heading(c));
     if c.partial {
-        out.push_str("  note: recording started after the container did; start-up writes may be missing\n");
+        out.push_str(
+            "  note: recording started after the container did; start-up writes may be missing\n",
+        );
     }
     if c.volumes.is_empty() {
         out.push_str("  no volume needed\n");
     } else {
-        let mut rows = vec![["MOUNT PATH", "VOLUME", "PURPOSE", "PATHS", "CALLS", "FAILED", "IMAGE CONTENT"].map(String::from).to_vec()];
+        let mut rows = vec![[
+            "MOUNT PATH",
+            "VOLUME",
+            "PURPOSE",
+            "PATHS",
+            "CALLS",
+            "FAILED",
+            "IMAGE CONTENT",
+        ]
+        .map(String::from)
+        .to_vec()];
         for v in &c.volumes {
             let hidden = match &v.shadowing {
-                Some(sh) => format!("hides {} entries: {}", sh.image_entries, sh.remedies.iter().map(|r| esc(r)).collect::<Vec<_>>().join(" or ")),
+                Some(sh) => format!(
+                    "hides {} entries: {}",
+                    sh.image_entries,
+                    sh.remedies
+                        .iter()
+                        .map(|r| esc(r))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
                 None => "-".to_string(),
             };
             rows.push(vec![
@@ -89,13 +123,32 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
         grid(out, &rows);
     }
     for v in c.volumes.iter().filter(|v| v.failed_writes > 0) {
-        let _ = writeln!(out, "  missing volume: {} failed {} times", v.mount_path, v.failed_writes);
+        let _ = writeln!(
+            out,
+            "  missing volume: {} failed {} times",
+            v.mount_path, v.failed_writes
+        );
     }
     if !c.volumes.is_empty() {
         out.push_str("  evidence:\n");
         for v in &c.volumes {
-            let ops: Vec<String> = v.evidence.ops.iter().map(|o| serde_json::to_value(o).ok().and_then(|x| x.as_str().map(str::to_string)).unwrap_or_default()).collect();
-            let samples: Vec<String> = v.evidence.sample_paths.iter().map(RawPath::to_string).collect();
+            let ops: Vec<String> = v
+                .evidence
+                .ops
+                .iter()
+                .map(|o| {
+                    serde_json::to_value(o)
+                        .ok()
+                        .and_then(|x| x.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect();
+            let samples: Vec<String> = v
+                .evidence
+                .sample_paths
+                .iter()
+                .map(RawPath::to_string)
+                .collect();
             let _ = writeln!(
                 out,
                 "    {}: {}; {} .. {}; e.g. {}",
@@ -107,8 +160,11 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
             );
         }
     }
-    let alternatives: Vec<(&VolumeSuggestion, &String)> =
-        c.volumes.iter().flat_map(|v| v.alternatives.iter().map(move |a| (v, a))).collect();
+    let alternatives: Vec<(&VolumeSuggestion, &String)> = c
+        .volumes
+        .iter()
+        .flat_map(|v| v.alternatives.iter().map(move |a| (v, a)))
+        .collect();
     if !alternatives.is_empty() {
         out.push_str("  alternatives:\n");
         for (v, a) in alternatives {
@@ -118,14 +174,30 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
     if !c.env.is_empty() {
         out.push_str("  environment:\n");
         for e in &c.env {
-            let _ = writeln!(out, "    {}={}  ({})", esc(&e.name), esc(&e.value), esc(&e.reason));
+            let _ = writeln!(
+                out,
+                "    {}={}  ({})",
+                esc(&e.name),
+                esc(&e.value),
+                esc(&e.reason)
+            );
         }
     }
     if !c.unresolved.is_empty() {
         out.push_str("  no volume can serve these writes (change the image or the application):\n");
         for u in &c.unresolved {
-            let failed = if u.failed_writes > 0 { format!(", failed {} times", u.failed_writes) } else { String::new() };
-            let _ = writeln!(out, "    {}  {}  {} calls{failed}", u.path, esc(&u.reason), u.count);
+            let failed = if u.failed_writes > 0 {
+                format!(", failed {} times", u.failed_writes)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "    {}  {}  {} calls{failed}",
+                u.path,
+                esc(&u.reason),
+                u.count
+            );
         }
     }
     if !c.excluded.is_empty() {
@@ -145,14 +217,24 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
 /// Writes rows as left-aligned columns, indented by two spaces.
 fn grid(out: &mut String, rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in rows {
         let mut line = String::from("  ");
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[i] - cell.chars().count() + 2,
+                ));
             }
         }
         out.push_str(line.trim_end());
