@@ -145,10 +145,12 @@ fn merge_write(into: &mut Write, w: &Write) {
         let have = into.results.entry(result.clone()).or_insert(0);
         *have = have.saturating_add(*n);
     }
-    if into.first_seen.is_empty() || (!w.first_seen.is_empty() && w.first_seen < into.first_seen) {
+    if into.first_seen.is_empty()
+        || (!w.first_seen.is_empty() && time_key(&w.first_seen) < time_key(&into.first_seen))
+    {
         into.first_seen.clone_from(&w.first_seen);
     }
-    if w.last_seen > into.last_seen {
+    if time_key(&w.last_seen) > time_key(&into.last_seen) {
         into.last_seen.clone_from(&w.last_seen);
     }
     if into.mount.is_none() {
@@ -161,6 +163,18 @@ fn merge_write(into: &mut Write, w: &Write) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
+}
+
+/// A sort key for RFC 3339 UTC times that orders `10:00:00Z` before `10:00:00.5Z` (plain
+/// string order does not): the fraction is padded to nanoseconds. Other forms sort as text.
+pub fn time_key(t: &str) -> String {
+    match t.strip_suffix('Z') {
+        Some(base) => {
+            let (secs, frac) = base.split_once('.').unwrap_or((base, ""));
+            format!("{secs}.{frac:0<9}Z")
+        }
+        None => t.to_string(),
+    }
 }
 
 /// Adds `d`'s evidence to `into` (same directory). The image is the same everywhere, so a
@@ -253,6 +267,13 @@ mod tests {
         let sets = aggregate(&[r]);
         assert_eq!(sets.len(), 3);
         assert!(sets.iter().any(|s| s.workload.is_none()));
+    }
+
+    #[test]
+    fn times_order_with_and_without_fractions() {
+        assert!(time_key("2026-11-27T10:00:00Z") < time_key("2026-11-27T10:00:00.5Z"));
+        assert!(time_key("2026-11-27T10:00:00.25Z") < time_key("2026-11-27T10:00:00.3Z"));
+        assert!(time_key("2026-11-27T09:59:59.999Z") < time_key("2026-11-27T10:00:00Z"));
     }
 
     #[test]

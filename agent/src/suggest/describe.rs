@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::path::RawPath;
 use crate::report::OpName;
+use crate::suggest::aggregate::time_key;
 use crate::suggest::classify::Classified;
 use crate::suggest::layout::{Anchor, DirIndex};
 use crate::suggest::model::{
@@ -88,12 +89,12 @@ fn evidence(writes: &[&Classified<'_>]) -> Evidence {
         .iter()
         .map(|c| c.write.first_seen.as_str())
         .filter(|s| !s.is_empty())
-        .min()
+        .min_by_key(|s| time_key(s))
         .unwrap_or_default();
     let last_seen = writes
         .iter()
         .map(|c| c.write.last_seen.as_str())
-        .max()
+        .max_by_key(|s| time_key(s))
         .unwrap_or_default();
     Evidence {
         paths: paths.len() as u64,

@@ -99,15 +99,7 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
         .to_vec()];
         for v in &c.volumes {
             let hidden = match &v.shadowing {
-                Some(sh) => format!(
-                    "hides {} entries: {}",
-                    sh.image_entries,
-                    sh.remedies
-                        .iter()
-                        .map(|r| esc(r))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
+                Some(sh) => format!("hides {}", entries(sh.image_entries)),
                 None => "-".to_string(),
             };
             rows.push(vec![
@@ -157,6 +149,31 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
                 esc(&v.evidence.first_seen),
                 esc(&v.evidence.last_seen),
                 samples.join(", ")
+            );
+        }
+    }
+    let shadowed: Vec<&VolumeSuggestion> =
+        c.volumes.iter().filter(|v| v.shadowing.is_some()).collect();
+    if !shadowed.is_empty() {
+        out.push_str(
+            "  image content an emptyDir would hide:
+",
+        );
+        for v in shadowed {
+            let Some(sh) = &v.shadowing else { continue };
+            let sample: Vec<String> = sh.sample.iter().map(RawPath::to_string).collect();
+            let remedies: Vec<String> = sh.remedies.iter().map(|r| remedy(r)).collect();
+            let _ = writeln!(
+                out,
+                "    {}: {}{}; {}",
+                v.mount_path,
+                entries(sh.image_entries),
+                if sample.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", sample.join(", "))
+                },
+                remedies.join(", or ")
             );
         }
     }
@@ -211,6 +228,27 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
         for (reason, (paths, calls)) in by_reason {
             let _ = writeln!(out, "    {}  {paths} paths, {calls} calls", esc(reason));
         }
+    }
+}
+
+/// "1 image entry", "N image entries".
+fn entries(n: u64) -> String {
+    if n == 1 {
+        "1 image entry".to_string()
+    } else {
+        format!("{n} image entries")
+    }
+}
+
+/// A shadowing remedy in words.
+fn remedy(r: &str) -> String {
+    match r.split_once(':') {
+        _ if r == "init-container-copy" => {
+            "copy it in with an init container before the app starts (init-container-copy)"
+                .to_string()
+        }
+        Some(("deeper", dir)) => format!("mount the deeper directory {} instead", esc(dir)),
+        _ => esc(r),
     }
 }
 
