@@ -133,9 +133,13 @@ impl<'a> DirIndex<'a> {
                 index.dirs.insert(c.canonical.clone());
                 // `mkdir -p` of a directory that is there fails with EEXIST (even on a read-only
                 // root); results are per path, not per call, so any EEXIST means it existed.
-                if c.write.results.contains_key("EEXIST") {
+                let results = &c.write.results;
+                if results.contains_key("EEXIST") {
                     index.existing.insert(c.canonical.clone());
-                } else {
+                } else if results.is_empty()
+                    || results.contains_key("ok")
+                    || results.contains_key("EROFS")
+                {
                     index.created.insert(c.canonical.clone());
                 }
             }
@@ -185,14 +189,27 @@ pub fn layout<'a>(rootfs: &[&'a Classified<'a>], index: &DirIndex<'_>) -> Layout
             }),
         }
     }
-    // Drop directories below another chosen one; sorted order puts a parent first.
-    let mut anchors: Vec<Anchor<'a>> = Vec::new();
-    for (path, writes) in chosen {
-        match anchors.iter_mut().find(|a| path.starts_with(&a.path)) {
-            Some(outer) => outer.writes.extend(writes),
-            None => anchors.push(Anchor { path, writes }),
+    // Drop directories below another chosen one: each joins its outermost chosen ancestor.
+    let chosen_dirs: BTreeSet<RawPath> = chosen.keys().cloned().collect();
+    let outermost = |path: &RawPath| {
+        let mut found = path.clone();
+        let mut p = path.clone();
+        while p.as_bytes() != b"/" {
+            p = p.parent();
+            if chosen_dirs.contains(&p) {
+                found = p.clone();
+            }
         }
+        found
+    };
+    let mut merged: BTreeMap<RawPath, Vec<&'a Classified<'a>>> = BTreeMap::new();
+    for (path, writes) in chosen {
+        merged.entry(outermost(&path)).or_default().extend(writes);
     }
+    let anchors = merged
+        .into_iter()
+        .map(|(path, writes)| Anchor { path, writes })
+        .collect();
     Layout { anchors, unplaced }
 }
 
@@ -333,5 +350,28 @@ mod tests {
         let l = layout(&refs, &index);
         let paths: Vec<String> = l.anchors.iter().map(|a| a.path.to_string()).collect();
         assert_eq!(paths, ["/srv/app/data"]);
+    }
+
+    #[test]
+    fn nested_directories_join_the_outermost_even_with_siblings_between() {
+        let ws: Vec<Write> = ["/a/x", "/a-c/x", "/a/b/c/x", "/a/d/x"]
+            .iter()
+            .map(|p| Write {
+                path: RawPath::from(*p),
+                ops: vec![OpName::Create],
+                ..Default::default()
+            })
+            .collect();
+        let all: Vec<Classified<'_>> = ws.iter().map(classified).collect();
+        let dirs = BTreeMap::new();
+        let index = DirIndex::new(&dirs, &all, &Aliases::default());
+        let refs: Vec<&Classified<'_>> = all.iter().collect();
+        let l = layout(&refs, &index);
+        let got: Vec<(String, usize)> = l
+            .anchors
+            .iter()
+            .map(|a| (a.path.to_string(), a.writes.len()))
+            .collect();
+        assert_eq!(got, [("/a".to_string(), 3), ("/a-c".to_string(), 1)]);
     }
 }
