@@ -50,7 +50,16 @@ pub const ARGS_NULLABLE_PATH: u8 = 6;
 pub const ARGS_SYMLINK: u8 = 7;
 
 const fn s(op: Op, args: u8, path: u8, dirfd: u8, path2: u8, dirfd2: u8, flags: u8) -> SyscallSpec {
-    SyscallSpec { op: op as u8, args, path, dirfd, path2, dirfd2, flags, _pad: 0 }
+    SyscallSpec {
+        op: op as u8,
+        args,
+        path,
+        dirfd,
+        path2,
+        dirfd2,
+        flags,
+        _pad: 0,
+    }
 }
 
 const N: u8 = NO_ARG;
@@ -179,7 +188,13 @@ mod tests {
             assert!(last.is_none_or(|l| l < w.nr), "{} out of order", w.name);
             last = Some(w.nr);
             assert_eq!(spec(w.nr), Some(&w.spec));
-            for idx in [w.spec.path, w.spec.dirfd, w.spec.path2, w.spec.dirfd2, w.spec.flags] {
+            for idx in [
+                w.spec.path,
+                w.spec.dirfd,
+                w.spec.path2,
+                w.spec.dirfd2,
+                w.spec.flags,
+            ] {
                 assert!(idx == NO_ARG || idx < 6, "{}: bad arg index", w.name);
             }
             assert_ne!(w.spec.path, NO_ARG, "{} has no path", w.name);

@@ -101,8 +101,10 @@ impl RawPath {
     /// Builds a path from base components listed leaf first (`b"b\0a\0"` is `/a/b`), the form
     /// the kernel walk emits.
     pub fn from_leaf_first(components: &[u8]) -> RawPath {
-        let names: Vec<&[u8]> =
-            components.split(|b| *b == 0).filter(|c| !c.is_empty()).collect();
+        let names: Vec<&[u8]> = components
+            .split(|b| *b == 0)
+            .filter(|c| !c.is_empty())
+            .collect();
         let mut out = Vec::new();
         for name in names.iter().rev() {
             out.push(b'/');
@@ -163,7 +165,10 @@ impl Serialize for RawPath {
             None => {
                 use serde::ser::SerializeMap as _;
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("base64", &base64::engine::general_purpose::STANDARD.encode(&self.0))?;
+                m.serialize_entry(
+                    "base64",
+                    &base64::engine::general_purpose::STANDARD.encode(&self.0),
+                )?;
                 m.end()
             }
         }
@@ -208,7 +213,12 @@ mod tests {
         ];
         for (base, name, want) in cases {
             let got = RawPath::resolve(&RawPath::from(*base), name);
-            assert_eq!(got, RawPath::from(*want), "resolve({base:?}, {:?})", String::from_utf8_lossy(name));
+            assert_eq!(
+                got,
+                RawPath::from(*want),
+                "resolve({base:?}, {:?})",
+                String::from_utf8_lossy(name)
+            );
         }
     }
 

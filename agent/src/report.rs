@@ -377,22 +377,30 @@ impl Report {
             message: e.to_string(),
         })?;
         if report.version > REPORT_VERSION || report.version == 0 {
-            return Err(Error::Version { path: origin.to_string(), found: report.version });
+            return Err(Error::Version {
+                path: origin.to_string(),
+                found: report.version,
+            });
         }
         Ok(report)
     }
 
     /// Reads and parses a report file.
     pub fn load(path: &Path) -> Result<Report> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_json(&text, &path.display().to_string())
     }
 
     /// Writes the report atomically: a temporary file beside `path`, fsync, then rename, so a
     /// crash never leaves a half-written report.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let err = |source| Error::Write { path: path.display().to_string(), source };
+        let err = |source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        };
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
         crate::fsutil::write_atomic(path, &json).map_err(err)
     }
@@ -417,7 +425,10 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let mut w = Write { path: RawPath::from_bytes(b"/tmp/\xff".to_vec()), ..Default::default() };
+        let mut w = Write {
+            path: RawPath::from_bytes(b"/tmp/\xff".to_vec()),
+            ..Default::default()
+        };
         w.ops = vec![OpName::Create, OpName::RenameTo];
         w.results.insert("EROFS".into(), 3);
         let r = Report {
@@ -425,7 +436,10 @@ mod tests {
             tool: ToolInfo::default(),
             recording: Recording::default(),
             counters: Counters::default(),
-            targets: vec![Target { writes: vec![w], ..Default::default() }],
+            targets: vec![Target {
+                writes: vec![w],
+                ..Default::default()
+            }],
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"rename-to\""), "{text}");

@@ -50,7 +50,7 @@ fn yaml_output_parses_to_the_same_document() {
     let json = suggest(&["-o", "json"], &[&fixture("postgres.json")]);
     let yaml = suggest(&["--output", "yaml"], &[&fixture("postgres.json")]);
     assert!(yaml.status.success(), "{}", stderr(&yaml));
-    let from_yaml: Suggestions = serde_norway::from_slice(&yaml.stdout).expect("yaml");
+    let from_yaml: Suggestions = serde_yaml::from_slice(&yaml.stdout).expect("yaml");
     let from_json: Suggestions = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(from_yaml, from_json);
     assert!(String::from_utf8_lossy(&yaml.stdout).contains("type: persistentVolumeClaim"));

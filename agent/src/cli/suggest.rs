@@ -43,7 +43,7 @@ pub fn render(
                 .context("failed to write suggestions as json")?;
             out.write_all(b"\n")?;
         }
-        Output::Yaml => serde_norway::to_writer(&mut *out, suggestions)
+        Output::Yaml => serde_yaml::to_writer(&mut *out, suggestions)
             .context("failed to write suggestions as yaml")?,
     }
     out.flush().context("failed to write suggestions")?;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::path::RawPath;
-use crate::report::{DirectoryContent, Mount, Report, Target, WorkloadRef, Write};
+use crate::report::{Counters, DirectoryContent, Mount, Report, Target, WorkloadRef, Write};
 
 /// How many sample names a merged [`DirectoryContent`] keeps.
 const MAX_SAMPLES: usize = 5;
@@ -80,20 +80,28 @@ pub struct WriteSet {
     pub directories: BTreeMap<RawPath, DirectoryContent>,
     /// Symbolic links, path to content.
     pub symlinks: BTreeMap<RawPath, RawPath>,
+    /// Counters of the reports this container appears in, summed (a report counted once).
+    pub counters: Counters,
 }
 
 /// Merges every target of every report into one [`WriteSet`] per container, in key order.
 pub fn aggregate(reports: &[Report]) -> Vec<WriteSet> {
     let mut sets: BTreeMap<ContainerKey, WriteSet> = BTreeMap::new();
-    for target in reports.iter().flat_map(|r| r.targets.iter()) {
-        let key = ContainerKey::of(target);
-        let set = sets.entry(key.clone()).or_insert_with(|| WriteSet {
-            workload: key.workload.clone(),
-            container: key.container.clone(),
-            kind: key.kind.clone(),
-            ..WriteSet::default()
-        });
-        set.add(target);
+    for report in reports {
+        let mut counted: BTreeSet<ContainerKey> = BTreeSet::new();
+        for target in &report.targets {
+            let key = ContainerKey::of(target);
+            let set = sets.entry(key.clone()).or_insert_with(|| WriteSet {
+                workload: key.workload.clone(),
+                container: key.container.clone(),
+                kind: key.kind.clone(),
+                ..WriteSet::default()
+            });
+            set.add(target);
+            if counted.insert(key) {
+                add_counters(&mut set.counters, &report.counters);
+            }
+        }
     }
     sets.into_values().collect()
 }
@@ -133,6 +141,22 @@ impl WriteSet {
                 .or_insert_with(|| s.target.clone());
         }
     }
+}
+
+/// Adds a report's counters.
+fn add_counters(into: &mut Counters, c: &Counters) {
+    let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+    add(&mut into.seen, c.seen);
+    add(&mut into.filtered, c.filtered);
+    add(&mut into.deduplicated, c.deduplicated);
+    add(&mut into.emitted, c.emitted);
+    add(&mut into.dropped, c.dropped);
+    add(&mut into.pending_full, c.pending_full);
+    add(&mut into.pending_missing, c.pending_missing);
+    add(&mut into.path_errors, c.path_errors);
+    add(&mut into.base_errors, c.base_errors);
+    add(&mut into.not_a_path, c.not_a_path);
+    add(&mut into.decode_errors, c.decode_errors);
 }
 
 /// Adds `w`'s evidence to `into` (same path).

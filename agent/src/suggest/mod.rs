@@ -129,5 +129,25 @@ pub fn suggest_container(set: &WriteSet) -> ContainerSuggestions {
         env,
         partial: set.partial,
         unresolved,
+        warnings: warnings(set),
     }
+}
+
+/// Sentences for the recorder counters that mean writes may be missing or misplaced.
+fn warnings(set: &WriteSet) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = &set.counters;
+    let lost = c.dropped.saturating_add(c.pending_full);
+    if lost > 0 {
+        out.push(format!(
+            "the recorder lost {lost} events: some writes may be missing, record again"
+        ));
+    }
+    let unplaced = c.path_errors.saturating_add(c.base_errors);
+    if unplaced > 0 {
+        out.push(format!(
+            "{unplaced} recorded paths were cut or had no known directory"
+        ));
+    }
+    out
 }

@@ -47,6 +47,10 @@ pub struct ContainerSuggestions {
     /// covered by `volumes` or `excluded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<UnresolvedWrite>,
+    /// Reasons the evidence may be incomplete (events the recorder lost while recording this
+    /// container), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn default_kind() -> String {

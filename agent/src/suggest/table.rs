@@ -78,6 +78,9 @@ fn purpose_name(v: &VolumeSuggestion) -> String {
 
 fn container(out: &mut String, c: &ContainerSuggestions) {
     let _ = writeln!(out, "{}", heading(c));
+    for w in &c.warnings {
+        let _ = writeln!(out, "  warning: {}", esc(w));
+    }
     if c.partial {
         out.push_str(
             "  note: recording started after the container did; start-up writes may be missing\n",

@@ -384,3 +384,21 @@ fn non_utf8_paths_survive_into_the_suggestion() {
     let json = serde_json::to_string(&c).unwrap();
     assert!(json.contains("base64"), "{json}");
 }
+
+#[test]
+fn lost_events_are_a_warning() {
+    let mut r = report(vec![target(vec![w("/tmp/x", &[OpName::Create])], vec![])]);
+    assert!(suggest(std::slice::from_ref(&r)).containers[0]
+        .warnings
+        .is_empty());
+    r.counters.dropped = 3;
+    let s = suggest(&[r]);
+    let warnings = &s.containers[0].warnings;
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("lost 3 events"), "{warnings:?}");
+    let table = crate::suggest::table::render_table(&s);
+    assert!(
+        table.contains("  warning: the recorder lost 3 events"),
+        "{table}"
+    );
+}
