@@ -290,18 +290,25 @@ pub fn env(volumes: &[VolumeSuggestion], classified: &[Classified<'_>]) -> Vec<E
         .iter()
         .filter(|c| matches!(&c.placement, crate::suggest::classify::Placement::Excluded(r) if r == "optional:python-bytecode"))
         .count();
+    let temp = volumes.iter().find(|v| {
+        v.purpose == Purpose::Temp && matches!(v.volume, VolumeKind::EmptyDir { medium: None, .. })
+    });
     if bytecode > 0 {
+        let prefix = match temp {
+            Some(t) => format!(
+                "; or PYTHONPYCACHEPREFIX={}/pycache keeps the caches, in that volume",
+                t.mount_path
+            ),
+            None => String::new(),
+        };
         out.push(EnvSuggestion {
             name: "PYTHONDONTWRITEBYTECODE".into(),
             value: "1".into(),
             reason: format!(
-                "stops {bytecode} optional writes of __pycache__ bytecode (CPython ignores their failure on a read-only root)"
+                "stops {bytecode} optional writes of __pycache__ bytecode (CPython ignores their failure on a read-only root){prefix}"
             ),
         });
     }
-    let temp = volumes.iter().find(|v| {
-        v.purpose == Purpose::Temp && matches!(v.volume, VolumeKind::EmptyDir { medium: None, .. })
-    });
     let in_home: Vec<String> = volumes
         .iter()
         .filter(|v| ancestors_home(&v.mount_path) || is_home(&v.mount_path))

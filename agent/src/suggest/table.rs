@@ -196,7 +196,7 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
         for e in &c.env {
             let _ = writeln!(
                 out,
-                "    {}={}  ({})",
+                "    {}={}: {}",
                 esc(&e.name),
                 esc(&e.value),
                 esc(&e.reason)
