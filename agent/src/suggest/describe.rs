@@ -155,11 +155,7 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     ]) {
         return Purpose::Cache;
     }
-    let var_lib_child = comps.len() >= 3 && comps[0] == "var" && comps[1] == "lib";
-    if var_lib_child
-        || has(&["data", "db", "database", "pgdata"])
-        || writes.iter().any(|c| looks_like_data(&c.canonical))
-    {
+    if has(DATA_NAMES) || writes.iter().any(|c| looks_like_data(&c.canonical)) {
         return Purpose::Data;
     }
     if is_home(dir) || is_home(&dir.parent()) {
@@ -184,6 +180,35 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
         Purpose::Cache
     }
 }
+
+/// Directory names that hold data that should survive a restart: generic names and the data
+/// directories of common datastores (`/var/lib/mysql`, `/var/lib/postgresql/data`, …). Other
+/// `/var/lib/NAME` directories (nginx's request bodies, say) are not assumed to be data.
+const DATA_NAMES: &[&str] = &[
+    "data",
+    "db",
+    "database",
+    "pgdata",
+    "postgresql",
+    "pgsql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "redis",
+    "rabbitmq",
+    "elasticsearch",
+    "opensearch",
+    "cassandra",
+    "etcd",
+    "influxdb",
+    "couchdb",
+    "zookeeper",
+    "kafka",
+    "clickhouse",
+    "prometheus",
+    "grafana",
+    "minio",
+];
 
 /// Files of databases and key-value stores.
 fn looks_like_data(p: &RawPath) -> bool {
@@ -358,6 +383,45 @@ pub fn unique_name(path: &RawPath, taken: &mut BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Write;
+    use crate::suggest::classify::Placement;
+
+    fn c(w: &Write) -> Classified<'_> {
+        Classified {
+            write: w,
+            canonical: w.path.clone(),
+            placement: Placement::Rootfs,
+        }
+    }
+
+    #[test]
+    fn purposes_from_paths_and_files() {
+        let body = Write {
+            path: RawPath::from("/var/lib/nginx/body"),
+            ops: vec![OpName::Mkdir],
+            ..Default::default()
+        };
+        let rdb = Write {
+            path: RawPath::from("/srv/state/dump.rdb"),
+            ops: vec![OpName::RenameTo],
+            ..Default::default()
+        };
+        let (body, rdb) = (c(&body), c(&rdb));
+        for (dir, writes, want) in [
+            ("/var/lib/nginx", vec![&body], Purpose::Cache),
+            ("/var/lib/mysql", vec![], Purpose::Data),
+            ("/var/lib/postgresql/data", vec![], Purpose::Data),
+            ("/srv/state", vec![&rdb], Purpose::Data),
+            ("/var/tmp", vec![], Purpose::Temp),
+            ("/run/app", vec![], Purpose::Run),
+            ("/var/log/mysql", vec![], Purpose::Log),
+            ("/root/.cache", vec![], Purpose::Cache),
+            ("/root/.config", vec![], Purpose::Home),
+            ("/home/app", vec![], Purpose::Home),
+        ] {
+            assert_eq!(purpose(&RawPath::from(dir), &writes), want, "{dir}");
+        }
+    }
 
     #[test]
     fn names_are_dns_labels_and_unique() {
