@@ -174,3 +174,19 @@ fn hostile_paths_are_escaped_in_the_table() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains("/srv/evil\\x1b[2J\\ndir"), "{text}");
 }
+
+#[test]
+fn writes_failing_on_a_read_only_root_show_as_missing_volumes() {
+    let o = suggest(&[], &[&fixture("nginx-readonly.json")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("missing volume: /run failed 3 times"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing volume: /etc/nginx/conf.d failed 3 times"),
+        "{text}"
+    );
+    assert!(!text.contains("missing volume: /var/cache/nginx"), "{text}");
+}
