@@ -154,7 +154,8 @@ pub struct Shadowing {
 pub struct ExcludedWrite {
     /// The path.
     pub path: RawPath,
-    /// Why: "volume:/data", "kubelet:/etc/hosts", "pseudo-fs:/proc", "dev", …
+    /// Why, as `KIND:DETAIL`: "volume:/data", "kubelet:/etc/hosts", "pseudo-fs:/proc",
+    /// "dev:/dev", "symlink:/dev/stdout", … (the full list is in `docs/suggestions.md`).
     pub reason: String,
     /// Calls.
     pub count: u64,
