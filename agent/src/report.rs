@@ -135,6 +135,20 @@ pub struct Target {
     /// the target's root. Lets the suggestion engine warn that an emptyDir would hide content.
     #[serde(default)]
     pub directories: Vec<DirectoryContent>,
+    /// Symbolic links met on written paths (the path itself or one of its directories), read
+    /// through the target's root. Lets the suggestion engine see that `/var/run/x` is `/run/x`
+    /// and that a log file is a link to `/dev/stdout`. Empty when the recorder did not look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<Symlink>,
+}
+
+/// A symbolic link in the target's filesystem.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Symlink {
+    /// Where the link is (absolute, normalized).
+    pub path: RawPath,
+    /// Its content as `readlink` returns it (absolute, or relative to the link's directory).
+    pub target: RawPath,
 }
 
 /// A cgroup v2 directory.
@@ -226,6 +240,11 @@ pub struct Write {
     /// path whose directory could not be found), "base-truncated".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues: Vec<String>,
+    /// Largest size in bytes seen for the file (for example by `stat` through the target's root
+    /// at its last write or at the end of recording), when known. Lets the suggestion engine
+    /// size a `medium: Memory` emptyDir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Operation names used in reports. Stable strings.

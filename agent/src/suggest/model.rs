@@ -42,6 +42,15 @@ pub struct ContainerSuggestions {
     /// True when some evidence was recorded partially (started before recording).
     #[serde(default)]
     pub partial: bool,
+    /// Root-filesystem writes no volume can serve (directly in `/` or in a whole system tree
+    /// such as `/etc`): the image or the application must change. Empty when every write is
+    /// covered by `volumes` or `excluded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<UnresolvedWrite>,
+    /// Reasons the evidence may be incomplete (events the recorder lost while recording this
+    /// container), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn default_kind() -> String {
@@ -145,7 +154,8 @@ pub struct Shadowing {
 pub struct ExcludedWrite {
     /// The path.
     pub path: RawPath,
-    /// Why: "volume:/data", "kubelet:/etc/hosts", "pseudo-fs:/proc", "dev", …
+    /// Why, as `KIND:DETAIL`: "volume:/data", "kubelet:/etc/hosts", "pseudo-fs:/proc",
+    /// "dev:/dev", "symlink:/dev/stdout", … (the full list is in `docs/suggestions.md`).
     pub reason: String,
     /// Calls.
     pub count: u64,
@@ -160,4 +170,21 @@ pub struct EnvSuggestion {
     pub value: String,
     /// What it removes.
     pub reason: String,
+}
+
+/// A root-filesystem write that no suggested volume covers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UnresolvedWrite {
+    /// The path.
+    pub path: RawPath,
+    /// The directory a volume would have to be mounted on.
+    pub directory: RawPath,
+    /// Why no volume is suggested: "system-tree:/etc", "root:/", "generated-name:/x123",
+    /// "relative-path".
+    pub reason: String,
+    /// Calls.
+    pub count: u64,
+    /// Calls that already failed with EROFS.
+    #[serde(default)]
+    pub failed_writes: u64,
 }
