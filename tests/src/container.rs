@@ -110,11 +110,12 @@ pub fn make_rootfs(root: &Path) {
         "sbin",
         "etc",
         "tmp",
-        "var/log",
+        "var/log/nginx",
         "var/cache/app",
+        "var/cache/nginx",
         "var/lib",
-        "var/run",
         "run",
+        "usr/share/nginx/html",
         "root",
         "proc",
         "sys",
@@ -134,4 +135,11 @@ pub fn make_rootfs(root: &Path) {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(root.join("etc/app.conf"), "listen 8080\n").unwrap();
     std::fs::write(root.join("var/cache/app/seed.db"), "image content\n").unwrap();
+    std::fs::write(
+        root.join("usr/share/nginx/html/index.html"),
+        "<h1>hi</h1>\n",
+    )
+    .unwrap();
+    // As in Debian-based images.
+    std::os::unix::fs::symlink("../run", root.join("var/run")).unwrap();
 }

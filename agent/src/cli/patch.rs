@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 
 use crate::patch::{self, Format, Options};
-use crate::report::Report;
 use crate::suggest::Suggestions;
 
 /// Arguments of `writepath patch`.
@@ -132,12 +131,8 @@ fn load_suggestions(args: &Args) -> anyhow::Result<Suggestions> {
     if let Some(path) = &args.suggestions {
         return read_suggestions(path);
     }
-    let reports = args
-        .report
-        .iter()
-        .map(|p| Report::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    engine::suggest_reports(&reports)
+    let reports = crate::suggest::load_reports(&args.report)?;
+    Ok(crate::suggest::suggest(&reports))
 }
 
 /// Reads a suggestions document (JSON is YAML, so one parser reads both).
@@ -154,19 +149,4 @@ fn read_suggestions(path: &Path) -> anyhow::Result<Suggestions> {
         None => anyhow::anyhow!("{origin}: not a valid suggestions document: {e}"),
     })?;
     Ok(suggestions)
-}
-
-/// SHIM, to be wired at merge: the suggestion engine (`crate::suggest::suggest_reports`) is
-/// built on another branch. When it lands, delete this module and call
-/// `Ok(crate::suggest::suggest_reports(&reports))` in [`load_suggestions`].
-mod engine {
-    use crate::report::Report;
-    use crate::suggest::Suggestions;
-
-    /// Stands in for `crate::suggest::suggest_reports(&[Report]) -> Suggestions`.
-    pub(super) fn suggest_reports(_reports: &[Report]) -> anyhow::Result<Suggestions> {
-        anyhow::bail!(
-            "this build has no suggestion engine yet; run `writepath suggest -o json` elsewhere and pass its output with --suggestions"
-        )
-    }
 }

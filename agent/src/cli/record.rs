@@ -76,7 +76,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        _ => crate::record::table::print(&report, &mut out)?,
+        _ => {
+            crate::record::table::print(&report, &mut out)?;
+            writeln!(out)?;
+            let suggestions = crate::suggest::suggest(std::slice::from_ref(&report));
+            super::suggest::render(&suggestions, Output::Table, &mut out)?;
+        }
     }
     warn_about_losses(&report);
     Ok(ExitCode::SUCCESS)

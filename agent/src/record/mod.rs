@@ -310,10 +310,13 @@ impl Recorder {
             .into_values()
             .map(|t| {
                 let directories = resolve::directory_contents(t.root.as_ref(), &t.writes);
+                let symlinks = resolve::symlinks(t.root.as_ref(), &t.writes);
+                let sizes = resolve::sizes(t.root.as_ref(), &t.writes);
                 let mut writes: Vec<Write> = t
                     .writes
                     .into_iter()
                     .map(|(path, s)| Write {
+                        size: sizes.get(&path).copied(),
                         mount: mounts::landing(&t.mounts, &path).map(|m| m.mount_point.clone()),
                         path,
                         ops: s.ops.into_iter().collect(),
@@ -332,6 +335,7 @@ impl Recorder {
                     mounts: t.mounts,
                     writes,
                     directories,
+                    symlinks,
                     ..Default::default()
                 }
             })

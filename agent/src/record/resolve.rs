@@ -9,7 +9,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::WriteState;
 use crate::path::RawPath;
-use crate::report::DirectoryContent;
+use crate::report::{DirectoryContent, Symlink};
 
 /// Directories examined per target at the end of a recording.
 const MAX_DIRECTORIES: usize = 512;
@@ -61,6 +61,85 @@ fn proc_base(pid: u32, dirfd: i32) -> Option<RawPath> {
         &RawPath::from("/"),
         rel.as_os_str().as_bytes(),
     ))
+}
+
+/// Paths looked at per target for links and sizes at the end of a recording.
+const MAX_LOOKUPS: usize = 10_000;
+
+/// Opens `path` (absolute, as the target sees it) below the target's root without following a
+/// final symlink; `..` and absolute links cannot leave the root.
+fn open_in_root(root: &OwnedFd, path: &RawPath) -> Option<OwnedFd> {
+    let rel = path
+        .as_bytes()
+        .get(1..)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(b".");
+    rustix::fs::openat2(
+        root.as_fd(),
+        rel,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+    .ok()
+}
+
+/// Symbolic links among the written paths and their directories, read through the target's
+/// root: `/var/run -> /run`, `access.log -> /dev/stdout`.
+pub(super) fn symlinks(
+    root: Option<&OwnedFd>,
+    writes: &HashMap<RawPath, WriteState>,
+) -> Vec<Symlink> {
+    let Some(root) = root else { return Vec::new() };
+    let mut candidates: BTreeSet<RawPath> = BTreeSet::new();
+    for path in writes.keys() {
+        let mut p = path.clone();
+        while p.depth() > 0 && candidates.len() < MAX_LOOKUPS {
+            if !candidates.insert(p.clone()) {
+                break;
+            }
+            p = p.parent();
+        }
+    }
+    candidates
+        .into_iter()
+        .filter_map(|path| {
+            let fd = open_in_root(root, &path)?;
+            let stat = rustix::fs::fstat(&fd).ok()?;
+            if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Symlink {
+                return None;
+            }
+            let target = rustix::fs::readlinkat(&fd, "", Vec::new()).ok()?;
+            Some(Symlink {
+                path,
+                target: RawPath::from_bytes(target.into_bytes()),
+            })
+        })
+        .collect()
+}
+
+/// Sizes of the regular files written to that still exist, read through the target's root.
+pub(super) fn sizes(
+    root: Option<&OwnedFd>,
+    writes: &HashMap<RawPath, WriteState>,
+) -> HashMap<RawPath, u64> {
+    let Some(root) = root else {
+        return HashMap::new();
+    };
+    writes
+        .iter()
+        .filter(|(_, w)| {
+            !w.ops
+                .iter()
+                .all(|o| o.removes_entry() || *o == crate::report::OpName::Mkdir)
+        })
+        .take(MAX_LOOKUPS)
+        .filter_map(|(path, _)| {
+            let stat = rustix::fs::fstat(open_in_root(root, path)?).ok()?;
+            (rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile)
+                .then(|| (path.clone(), stat.st_size as u64))
+        })
+        .collect()
 }
 
 /// Opens the root directory of `pid` (its container's root) so the target's files can be

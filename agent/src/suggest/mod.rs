@@ -76,11 +76,6 @@ pub fn suggest(reports: &[Report]) -> Suggestions {
     }
 }
 
-/// The same as [`suggest`], under the name the patch command expects.
-pub fn suggest_reports(reports: &[Report]) -> Suggestions {
-    suggest(reports)
-}
-
 /// Computes the suggestions for one container's merged evidence.
 pub fn suggest_container(set: &WriteSet) -> ContainerSuggestions {
     let aliases = alias::Aliases::new(set.writes.values(), &set.symlinks);
