@@ -4,6 +4,7 @@
 
 pub mod mounts;
 pub mod resolve;
+pub mod session;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

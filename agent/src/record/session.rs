@@ -1,0 +1,315 @@
+//! One recording session: load the programs, watch a cgroup (an existing one, or a fresh one a
+//! command runs in), drain records until the end condition, and build the report. Used by
+//! `writepath record` and `writepath verify`.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::capture::loader::{self, cgroup2_root, Capture, WatchedCgroup};
+use crate::record::Recorder;
+use crate::report::{Recording, Report};
+
+/// How often the ring buffer is drained when no wakeup came (the kernel side only wakes us
+/// when a lot is waiting).
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How often dedup hit counts are folded in during long recordings.
+const HITS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Errors of a session.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The capture engine failed.
+    #[error(transparent)]
+    Capture(#[from] loader::Error),
+    /// A cgroup could not be made or read.
+    #[error("failed to {action} cgroup {path}")]
+    Cgroup {
+        /// What we tried.
+        action: &'static str,
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command could not be started.
+    #[error("failed to run {command}")]
+    Spawn {
+        /// argv[0].
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ready file could not be created.
+    #[error("failed to create ready file {path}")]
+    ReadyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Polling, signals or waiting failed.
+    #[error("failed to {0}")]
+    Io(&'static str, #[source] std::io::Error),
+}
+
+impl Error {
+    /// A short label for failure metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Capture(e) => e.metric_label(),
+            Error::Cgroup { .. } => "cgroup",
+            Error::Spawn { .. } => "spawn",
+            Error::ReadyFile { .. } => "ready_file",
+            Error::Io(..) => "io",
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to record.
+pub enum Source {
+    /// Run a command in a fresh cgroup until it and everything it started have exited. The
+    /// command may carry its own `pre_exec` set-up (verify enters a mount namespace there);
+    /// joining the cgroup is added before it.
+    Command {
+        /// The command, ready to spawn.
+        command: std::process::Command,
+        /// Its argv, for the report.
+        argv: Vec<String>,
+    },
+    /// Watch an existing cgroup v2 directory and its descendants.
+    Cgroup {
+        /// The directory.
+        dir: PathBuf,
+        /// Stop after this long (else on removal of the cgroup or a signal).
+        duration: Option<Duration>,
+    },
+}
+
+/// Session options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Distinct paths per target before collapsing.
+    pub path_budget: usize,
+    /// Created once the probes are attached.
+    pub ready_file: Option<PathBuf>,
+}
+
+/// What ends a recording.
+enum Stop {
+    /// The command and everything it started exited.
+    Done(Option<i32>),
+    /// The watched cgroup was removed, or the duration passed.
+    Ended,
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// Records `source` and returns the report. Prints the `writepath: recording` line to stderr
+/// (the contract scripts wait for) once the probes are attached.
+pub async fn record(source: Source, options: &Options) -> Result<Report> {
+    let root = cgroup2_root()?;
+    let mut capture = Capture::load()?;
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let (dir, _guard) = match &source {
+        Source::Cgroup { dir, .. } => (dir.clone(), None),
+        Source::Command { .. } => {
+            let guard = TempCgroup::create(&root)?;
+            (guard.dir.clone(), Some(guard))
+        }
+    };
+    let cgroup = WatchedCgroup::from_dir(&dir)?;
+    let mut recorder = Recorder::new(&root).with_budget(options.path_budget);
+    recorder.add_target(cgroup.id, &cgroup.dir);
+    capture.watch(cgroup.clone())?;
+    let events = capture.take_events()?;
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
+    // before the fd is closed.
+    let mut events = unsafe { AsyncFd::register(events) }
+        .map_err(|e| Error::Io("poll the ring buffer", std::io::Error::from(e)))?;
+
+    // The contract: this line (and the ready file) only once the probes are attached.
+    eprintln!(
+        "writepath: recording {} ({} syscalls attached)",
+        cgroup.dir.display(),
+        capture.attached.len()
+    );
+    if let Some(f) = &options.ready_file {
+        std::fs::write(f, b"").map_err(|source| Error::ReadyFile {
+            path: f.display().to_string(),
+            source,
+        })?;
+    }
+
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::Io("handle SIGINT", e))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| Error::Io("handle SIGTERM", e))?;
+    let (mut child, argv, duration) = match source {
+        Source::Command { command, argv } => (
+            Some(spawn_in_cgroup(command, &argv, &cgroup.dir)?),
+            Some(argv),
+            None,
+        ),
+        Source::Cgroup { duration, .. } => (None, None, duration),
+    };
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
+    let mut hits_tick = tokio::time::interval(HITS_INTERVAL);
+    let mut exit_code: Option<Option<i32>> = None;
+
+    let stop = loop {
+        tokio::select! {
+            guard = events.readable_mut() => {
+                let mut guard = guard.map_err(|e| Error::Io("poll the ring buffer", e))?;
+                drain(guard.get_inner_mut(), &mut recorder);
+                guard.clear_ready();
+            }
+            _ = drain_tick.tick() => {
+                drain(events.get_mut(), &mut recorder);
+                // Command mode: done once the command exited and its cgroup is empty.
+                if let Some(c) = child.as_mut() {
+                    if exit_code.is_none() {
+                        if let Some(status) = c.try_wait().map_err(|e| Error::Io("wait for the command", e))? {
+                            exit_code = Some(status.code());
+                        }
+                    }
+                    if let Some(code) = exit_code {
+                        if cgroup_empty(&cgroup.dir) {
+                            break Stop::Done(code);
+                        }
+                    }
+                } else if !cgroup.dir.exists() {
+                    break Stop::Ended;
+                }
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    break Stop::Ended;
+                }
+            }
+            _ = hits_tick.tick() => recorder.apply_hits(&capture.dedup_hits()?),
+            // The terminal sends SIGINT to the command too: wait for it to exit.
+            _ = sigint.recv() => if child.is_none() { break Stop::Signal },
+            _ = sigterm.recv() => {
+                if let Some(c) = child.as_mut() { let _ = c.start_kill(); }
+                break Stop::Signal;
+            }
+        }
+    };
+    // Records still in flight: the exit program runs before the syscall returns, so once the
+    // processes are gone everything is in the ring buffer.
+    drain(events.get_mut(), &mut recorder);
+    recorder.apply_hits(&capture.dedup_hits()?);
+    let counters = capture.counters()?;
+    let exit_code = match stop {
+        Stop::Done(code) => code,
+        Stop::Ended | Stop::Signal => None,
+    };
+    let recording = Recording {
+        mode: if argv.is_some() { "command" } else { "cgroup" }.into(),
+        command: argv,
+        exit_code,
+        cgroup: cgroup.dir.display().to_string(),
+        started_at: started,
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        host: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    Ok(recorder.finish(counters, recording))
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, recorder: &mut Recorder) {
+    while let Some(item) = ring.next() {
+        recorder.add_record(&item);
+    }
+}
+
+fn cgroup_empty(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(procs) => procs.trim().is_empty(),
+        Err(_) => true,
+    }
+}
+
+/// Starts the command as a member of the cgroup: the child joins it before exec (before any
+/// other set-up the caller added), so no write of the command is made outside it.
+fn spawn_in_cgroup(
+    mut command: std::process::Command,
+    argv: &[String],
+    dir: &Path,
+) -> Result<tokio::process::Child> {
+    let spawn_err = |source| Error::Spawn {
+        command: argv.first().cloned().unwrap_or_default(),
+        source,
+    };
+    let procs = std::ffi::CString::new(
+        dir.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .map_err(|e| spawn_err(std::io::Error::other(e)))?;
+    // SAFETY: the closure only makes async-signal-safe calls (open, write, close).
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let r = libc::write(fd, b"0\n".as_ptr().cast(), 2);
+            libc::close(fd);
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    tokio::process::Command::from(command)
+        .spawn()
+        .map_err(spawn_err)
+}
+
+/// A cgroup made for one command, removed when dropped.
+struct TempCgroup {
+    dir: PathBuf,
+}
+
+impl TempCgroup {
+    fn create(root: &Path) -> Result<TempCgroup> {
+        let parent = root.join("writepath");
+        let err = |action, path: &Path| {
+            let path = path.display().to_string();
+            move |source| Error::Cgroup {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&parent).map_err(err("create", &parent))?;
+        let dir = parent.join(format!("record-{}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(err("create", &dir)(e)),
+        }
+        Ok(TempCgroup { dir })
+    }
+}
+
+impl Drop for TempCgroup {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            tracing::warn!(cgroup = %self.dir.display(), error = %e, "failed to remove cgroup");
+        }
+    }
+}
