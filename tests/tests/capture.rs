@@ -399,3 +399,135 @@ fn repeated_writes_are_deduplicated_in_the_kernel() {
         "counters add up: {c:?}"
     );
 }
+
+/// Every syscall kind in every form it has: an absolute path, a path relative to the cwd, and
+/// (for the `*at` syscalls) a path relative to a directory fd. Both paths of the two-path
+/// syscalls are checked.
+#[test]
+fn every_syscall_kind_absolute_cwd_relative_and_dirfd_relative() {
+    if !privileged("every_syscall_kind_absolute_cwd_relative_and_dirfd_relative") {
+        return;
+    }
+    // (driver op, op recorded on the first path, needs an existing file, takes a dirfd)
+    let one_path: &[(&str, OpName, bool, bool)] = &[
+        ("open", OpName::Create, false, false),
+        ("openat", OpName::Create, false, true),
+        ("openat2", OpName::Create, false, true),
+        ("creat", OpName::Create, false, false),
+        ("mkdir", OpName::Mkdir, false, false),
+        ("mkdirat", OpName::Mkdir, false, true),
+        ("mknod", OpName::Mknod, false, false),
+        ("mknodat", OpName::Mknod, false, true),
+        ("truncate", OpName::Truncate, true, false),
+        ("chmod", OpName::Chmod, true, false),
+        ("fchmodat", OpName::Chmod, true, true),
+        ("chown", OpName::Chown, true, false),
+        ("lchown", OpName::Chown, true, false),
+        ("fchownat", OpName::Chown, true, true),
+        ("utimensat", OpName::Utimes, true, true),
+        ("utimes", OpName::Utimes, true, false),
+        ("setxattr", OpName::Setxattr, true, false),
+        ("removexattr", OpName::Removexattr, true, false),
+        ("unlink", OpName::Unlink, true, false),
+        ("unlinkat", OpName::Unlink, true, true),
+        ("bind", OpName::Bind, false, false),
+    ];
+    // (driver op, op on the new path, op on the old path (None: content, not a path), dirfd)
+    let two_paths: &[(&str, OpName, Option<OpName>, bool)] = &[
+        ("rename", OpName::RenameTo, Some(OpName::RenameFrom), false),
+        ("renameat", OpName::RenameTo, Some(OpName::RenameFrom), true),
+        (
+            "renameat2",
+            OpName::RenameTo,
+            Some(OpName::RenameFrom),
+            true,
+        ),
+        ("link", OpName::Link, None, false),
+        ("linkat", OpName::Link, None, true),
+    ];
+    let d = scratch_dir("forms");
+    let base = d.path();
+    let dirs = [
+        ("abs", base.join("abs")),
+        ("cwd", base.join("cwd")),
+        ("fd", base.join("fd")),
+    ];
+    for (_, dir) in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut ops = vec![format!("cd:{}", dirs[1].1.display())];
+    let mut expect: Vec<(String, OpName)> = Vec::new();
+    let mut per_form = |form: &str, dir: &std::path::Path, ops: &mut Vec<String>| {
+        let name = |n: &str| match form {
+            "abs" => format!("{}/{n}", dir.display()),
+            _ => n.to_string(),
+        };
+        let full = |n: &str| format!("{}/{n}", dir.display());
+        for (op, recorded, existing, at) in one_path {
+            if form == "fd" && !at {
+                continue;
+            }
+            let file = format!("{op}-{form}");
+            if *existing {
+                std::fs::write(dir.join(&file), b"x").unwrap();
+            }
+            ops.push(format!("{op}:{}", name(&file)));
+            expect.push((full(&file), *recorded));
+        }
+        for (op, new_op, old_op, at) in two_paths {
+            if form == "fd" && !at {
+                continue;
+            }
+            let (old, new) = (format!("{op}-{form}-old"), format!("{op}-{form}-new"));
+            std::fs::write(dir.join(&old), b"x").unwrap();
+            ops.push(format!("{op}:{}:{}", name(&old), name(&new)));
+            expect.push((full(&new), *new_op));
+            if let Some(o) = old_op {
+                expect.push((full(&old), *o));
+            }
+        }
+        // symlink: the first argument is the link's content, kept as written.
+        if form != "fd" {
+            ops.push(format!(
+                "symlink:content-{form}:{}",
+                name(&format!("symlink-{form}"))
+            ));
+            expect.push((full(&format!("symlink-{form}")), OpName::Symlink));
+        }
+        ops.push(format!(
+            "symlinkat:content-{form}:{}",
+            name(&format!("symlinkat-{form}"))
+        ));
+        expect.push((full(&format!("symlinkat-{form}")), OpName::Symlink));
+    };
+    // cwd-relative first (the *at calls use AT_FDCWD until `dirfd:` is given), then the dirfd
+    // form, then absolute paths (which ignore the dirfd).
+    per_form("cwd", &dirs[1].1, &mut ops);
+    ops.push(format!("dirfd:{}", dirs[2].1.display()));
+    per_form("fd", &dirs[2].1, &mut ops);
+    per_form("abs", &dirs[0].1, &mut ops);
+
+    let r = record_ops("forms", &ops);
+    let mut missing = Vec::new();
+    for (path, op) in &expect {
+        match write_of(&r, path.as_bytes()) {
+            Some(w) if w.ops.contains(op) => {
+                assert!(w.issues.is_empty(), "{path}: {:?}", w.issues);
+            }
+            Some(w) => missing.push(format!("{path}: {op:?} not in {:?}", w.ops)),
+            None => missing.push(format!("{path}: not recorded")),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} expectations failed:\n{}",
+        missing.len(),
+        expect.len(),
+        missing.join("\n")
+    );
+    assert!(
+        expect.len() > 70,
+        "the table covers every form: {}",
+        expect.len()
+    );
+}
