@@ -18,3 +18,8 @@ pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 pub const ENTER_PROGRAM: &str = "sys_enter_write";
 /// The program attached to every `syscalls/sys_exit_*` tracepoint we watch.
 pub const EXIT_PROGRAM: &str = "sys_exit_write";
+
+/// Benchmark floor: an empty program on the same `sys_enter_*` tracepoints.
+pub const FLOOR_ENTER_PROGRAM: &str = "sys_enter_floor";
+/// Benchmark floor: an empty program on the same `sys_exit_*` tracepoints.
+pub const FLOOR_EXIT_PROGRAM: &str = "sys_exit_floor";

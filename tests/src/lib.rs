@@ -51,11 +51,12 @@ pub fn writepath_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/writepath
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("writepath"))
-        .expect("target dir")
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let mut dir = exe.parent().expect("exe dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
+    dir.join("writepath")
 }
 
 /// A cgroup v2 directory made for one test, removed (with anything left in it killed) on drop.

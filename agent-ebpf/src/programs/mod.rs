@@ -1,4 +1,5 @@
-//! The two programs: `sys_enter_write` and `sys_exit_write`.
+//! The two programs, `sys_enter_write` and `sys_exit_write`, and the benchmark floor.
 mod enter;
 mod exit;
+mod floor;
 mod paths;

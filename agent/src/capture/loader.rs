@@ -152,12 +152,6 @@ impl Capture {
     /// Loads the programs and attaches them to every watched syscall this kernel has.
     /// Nothing is recorded until a cgroup is watched.
     pub fn load() -> Result<Capture> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(Error::NotRoot);
-        }
-        raise_memlock_limit();
-        ensure_tracefs();
         let offsets = match super::offsets::from_btf_file(super::offsets::VMLINUX_BTF) {
             Ok(o) => o,
             Err(e) => {
@@ -165,6 +159,25 @@ impl Capture {
                 KernelOffsets::default()
             }
         };
+        Self::load_programs(offsets, [names::ENTER_PROGRAM, names::EXIT_PROGRAM])
+    }
+
+    /// The benchmark floor: empty programs on exactly the tracepoints [`Capture::load`] uses,
+    /// what a hook costs before it does anything.
+    pub fn load_floor() -> Result<Capture> {
+        Self::load_programs(
+            KernelOffsets::default(),
+            [names::FLOOR_ENTER_PROGRAM, names::FLOOR_EXIT_PROGRAM],
+        )
+    }
+
+    fn load_programs(offsets: KernelOffsets, programs: [&'static str; 2]) -> Result<Capture> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(Error::NotRoot);
+        }
+        raise_memlock_limit();
+        ensure_tracefs();
         let ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
             .load(PROGRAMS)
@@ -176,16 +189,13 @@ impl Capture {
             attached: Vec::new(),
             offsets,
         };
-        capture.attach_all()?;
+        capture.attach_all(programs)?;
         Ok(capture)
     }
 
-    fn attach_all(&mut self) -> Result<()> {
+    fn attach_all(&mut self, programs: [&'static str; 2]) -> Result<()> {
         let tracefs = tracefs_events_dir();
-        for (program, phase) in [
-            (names::ENTER_PROGRAM, "enter"),
-            (names::EXIT_PROGRAM, "exit"),
-        ] {
+        for (program, phase) in [(programs[0], "enter"), (programs[1], "exit")] {
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(program)
