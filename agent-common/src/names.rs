@@ -19,7 +19,12 @@ pub const ENTER_PROGRAM: &str = "sys_enter_write";
 /// The program attached to every `syscalls/sys_exit_*` tracepoint we watch.
 pub const EXIT_PROGRAM: &str = "sys_exit_write";
 
+/// The exit-only design: one program on the `sys_exit_*` tracepoints, arguments from the
+/// task's saved registers.
+pub const EXIT_REGS_PROGRAM: &str = "sys_exit_regs";
 /// Benchmark floor: an empty program on the same `sys_enter_*` tracepoints.
 pub const FLOOR_ENTER_PROGRAM: &str = "sys_enter_floor";
 /// Benchmark floor: an empty program on the same `sys_exit_*` tracepoints.
 pub const FLOOR_EXIT_PROGRAM: &str = "sys_exit_floor";
+/// Benchmark floor of the raw-tracepoint design: an empty raw `sys_exit` program.
+pub const FLOOR_RAW_EXIT_PROGRAM: &str = "raw_sys_exit_floor";

@@ -6,9 +6,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 
-/// Ring buffer size: 16 MiB holds ~80 000 typical records, a few hundred ms of a flood, while
-/// userspace drains on a timer.
-const EVENTS_BYTES: u32 = 16 << 20;
+/// Ring buffer size: 8 MiB holds ~40 000 typical records, about 100 ms of a flood, while
+/// userspace drains on a timer. The reader maps it (twice, for wrap-around), so it counts in
+/// the agent's RSS: 16 MiB of the total.
+const EVENTS_BYTES: u32 = 8 << 20;
 
 /// Write records. Written by `sys_exit_write`; read (drained) by userspace.
 #[map(name = "EVENTS")]
@@ -33,9 +34,11 @@ pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 pub static VERDICTS: LruHashMap<u64, Verdict> = LruHashMap::with_max_entries(16384, 0);
 
 /// Arguments of calls in flight, by pid_tgid. Written by `sys_enter_write`, consumed by
-/// `sys_exit_write`. An LRU, so entries of threads that died mid-call cannot fill it.
+/// `sys_exit_write`. A plain hash (an LRU update costs more): every sys_enter of a watched
+/// call is followed by its sys_exit, which removes the entry, and a thread's next call
+/// overwrites whatever is left.
 #[map(name = "PENDING")]
-pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16384, 0);
+pub static PENDING: HashMap<u64, PendingCall> = HashMap::with_max_entries(16384, 0);
 
 /// Recently emitted writes, with the identical calls folded into them since. Written by
 /// `sys_exit_write`; read (hit counts) by userspace.

@@ -155,7 +155,9 @@ impl Recording {
             .args(["-o", "json"])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: a verifier log can be larger than a pipe holds, and a
+            // recorder blocked writing it would never exit.
+            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"))
             .spawn()
             .expect("spawn writepath");
         let mut rec = Recording {
@@ -179,12 +181,10 @@ impl Recording {
     }
 
     fn take_stderr(&mut self) -> String {
-        use std::io::Read as _;
-        let mut s = String::new();
-        if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+        let text = std::fs::read(self.dir.path().join("stderr")).unwrap_or_default();
+        // The verifier's log can be long; its end says what failed.
+        let start = text.len().saturating_sub(4000);
+        String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
     /// Stops the recording with SIGINT and returns its report.

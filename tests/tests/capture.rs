@@ -11,8 +11,13 @@ const DRIVER: &str = env!("CARGO_BIN_EXE_syscall-driver");
 
 /// Records the driver running `ops` in a fresh cgroup.
 fn record_ops(name: &str, ops: &[String]) -> Report {
+    record_ops_with(name, ops, &[])
+}
+
+/// As [`record_ops`], with extra `writepath record` arguments.
+fn record_ops_with(name: &str, ops: &[String], extra: &[&str]) -> Report {
     let cg = TempCgroup::new(name);
-    let rec = Recording::start(&cg.dir);
+    let rec = Recording::start_with(&cg.dir, extra);
     let args: Vec<&str> = ops.iter().map(String::as_str).collect();
     let status = run_in(&cg.dir, Path::new(DRIVER), &args);
     assert!(status.success(), "driver failed: {status}");
@@ -408,6 +413,19 @@ fn every_syscall_kind_absolute_cwd_relative_and_dirfd_relative() {
     if !privileged("every_syscall_kind_absolute_cwd_relative_and_dirfd_relative") {
         return;
     }
+    every_syscall_kind(&[]);
+}
+
+/// The same table with the portable sys_enter/sys_exit pair (the default is exit-only).
+#[test]
+fn every_syscall_kind_with_the_enter_exit_pair() {
+    if !privileged("every_syscall_kind_with_the_enter_exit_pair") {
+        return;
+    }
+    every_syscall_kind(&["--hook", "pair"]);
+}
+
+fn every_syscall_kind(extra: &[&str]) {
     // (driver op, op recorded on the first path, needs an existing file, takes a dirfd)
     let one_path: &[(&str, OpName, bool, bool)] = &[
         ("open", OpName::Create, false, false),
@@ -507,7 +525,15 @@ fn every_syscall_kind_absolute_cwd_relative_and_dirfd_relative() {
     per_form("fd", &dirs[2].1, &mut ops);
     per_form("abs", &dirs[0].1, &mut ops);
 
-    let r = record_ops("forms", &ops);
+    let r = record_ops_with(
+        if extra.is_empty() {
+            "forms"
+        } else {
+            "forms-pair"
+        },
+        &ops,
+        extra,
+    );
     let mut missing = Vec::new();
     for (path, op) in &expect {
         match write_of(&r, path.as_bytes()) {

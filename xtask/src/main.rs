@@ -1,6 +1,7 @@
 //! `cargo xtask`: set-up, tests and the demo for writepath. Orchestration only; the eBPF object
 //! is built by `agent/build.rs`.
 
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -27,6 +28,12 @@ enum Task {
     },
     /// Set up, build, and record the bundled demo workload in a real runc container.
     Demo,
+    /// Set up, build in release, and run the benchmarks (writes docs/benchmarks.md).
+    Bench {
+        /// Arguments for the harness: `--rounds N`, `--quick`, `--out FILE`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run().map(|_| ()),
         Task::Test { args } => test::run(&args),
         Task::Demo => demo::run(),
+        Task::Bench { args } => bench::run(&args),
     }
 }
 

@@ -2,7 +2,8 @@
 //! checks first and only acts when something is missing; a second run changes nothing and
 //! says so. Steps and versions follow what is verified to work on Debian 12 x86_64:
 //! LLVM 22 (Debian), bpf-linker 0.13.0 built against it, an LLVM-22 nightly with rust-src
-//! for the eBPF crate, runc and busybox-static for container tests, kubernetes-validate.
+//! for the eBPF crate, runc and busybox-static for container tests, bpftrace for the
+//! benchmark's comparisons, kubernetes-validate.
 
 use std::process::Command;
 
@@ -23,6 +24,7 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "python3-pip",
+    "bpftrace",
 ];
 
 /// What setup found: the toolchain to build the eBPF crate with.

@@ -6,8 +6,8 @@
 
 use agent_common::{
     syscalls::{
-        open_has_write_intent, ARGS_CREAT, ARGS_OPEN, ARGS_OPENAT2, MAX_SYSCALL, NO_ARG, O_CREAT,
-        O_TRUNC, O_WRONLY, SPECS,
+        open_has_write_intent, SyscallSpec, ARGS_CREAT, ARGS_OPEN, ARGS_OPENAT2, MAX_SYSCALL,
+        NO_ARG, O_CREAT, O_TRUNC, O_WRONLY, SPECS,
     },
     Counter, Op, PendingCall, Verdict,
 };
@@ -51,25 +51,9 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
             0
         }
     };
-    let flags = match spec.args {
-        ARGS_OPEN => arg(spec.flags),
-        // `struct open_how` starts with the u64 flags.
-        // SAFETY: a user pointer read with the checked helper.
-        ARGS_OPENAT2 => {
-            unsafe { bpf_probe_read_user(arg(spec.flags) as *const u64) }.map_err(i64::from)?
-        }
-        ARGS_CREAT => O_CREAT | O_WRONLY | O_TRUNC,
-        _ if spec.flags != NO_ARG => arg(spec.flags),
-        _ => 0,
+    let Some(flags) = admit(&spec, &args)? else {
+        return Ok(());
     };
-    if matches!(spec.args, ARGS_OPEN | ARGS_OPENAT2) && !open_has_write_intent(flags) {
-        return Ok(());
-    }
-    count(Counter::Seen);
-    if !current_cgroup_watched() {
-        count(Counter::Filtered);
-        return Ok(());
-    }
     let call = PendingCall {
         nr: nr as u32,
         _pad: 0,
@@ -83,6 +67,49 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
         count(Counter::PendingFull);
     }
     Ok(())
+}
+
+/// The filter both hook designs share, cheapest test first: write intent from the syscall's
+/// flags, then the watched-cgroup check. Returns the effective flags of an admitted call, or
+/// `None` (counted) for a call that leaves here.
+#[inline(always)]
+pub fn admit(spec: &SyscallSpec, args: &[u64; 6]) -> Result<Option<u64>, i64> {
+    let arg = |i: u8| pick(args, i);
+    let flags = match spec.args {
+        ARGS_OPEN => arg(spec.flags),
+        // `struct open_how` starts with the u64 flags.
+        // SAFETY: a user pointer read with the checked helper.
+        ARGS_OPENAT2 => {
+            unsafe { bpf_probe_read_user(arg(spec.flags) as *const u64) }.map_err(i64::from)?
+        }
+        ARGS_CREAT => O_CREAT | O_WRONLY | O_TRUNC,
+        _ if spec.flags != NO_ARG => arg(spec.flags),
+        _ => 0,
+    };
+    if matches!(spec.args, ARGS_OPEN | ARGS_OPENAT2) && !open_has_write_intent(flags) {
+        return Ok(None);
+    }
+    count(Counter::Seen);
+    if !current_cgroup_watched() {
+        count(Counter::Filtered);
+        return Ok(None);
+    }
+    Ok(Some(flags))
+}
+
+/// Argument `i` of a call (0 for [`agent_common::syscalls::NO_ARG`]). A match, not an index:
+/// the verifier refuses variable-offset reads of the stack.
+#[inline(always)]
+pub fn pick(args: &[u64; 6], i: u8) -> u64 {
+    match i {
+        0 => args[0],
+        1 => args[1],
+        2 => args[2],
+        3 => args[3],
+        4 => args[4],
+        5 => args[5],
+        _ => 0,
+    }
 }
 
 /// Whether the current task's cgroup, or one of its ancestors, is watched.

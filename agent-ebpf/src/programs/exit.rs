@@ -19,14 +19,17 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user,
-        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task_btf,
+            bpf_task_pt_regs,
+        },
     },
     macros::tracepoint,
     programs::TracePointContext,
 };
 
 use super::{
-    enter::NR_OFFSET,
+    enter::{admit, pick, NR_OFFSET},
     paths::{align8, copy_user_str, hash},
 };
 use crate::{
@@ -38,7 +41,7 @@ use crate::{
 const RET_OFFSET: usize = 16;
 /// Wake the reader only when this much is waiting; otherwise it drains on its timer. One
 /// wakeup per record would cost more than the record.
-const WAKEUP_BYTES: u64 = 4 << 20;
+const WAKEUP_BYTES: u64 = 1 << 20;
 
 #[tracepoint]
 pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
@@ -52,6 +55,78 @@ struct PathArg {
     dirfd: i32,
     /// Maximum bytes to copy, with the NUL.
     max: usize,
+}
+
+/// `sys_exit_regs`: the exit-only design. Attached to the `sys_exit_*` tracepoints alone (no
+/// enter program, no in-flight map): the arguments are read from the registers the task saved
+/// on syscall entry, which still hold them at exit, and the filter runs here.
+#[tracepoint]
+pub fn sys_exit_regs(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_exit_regs(&ctx);
+    0
+}
+
+/// Offsets of the argument registers in x86_64 `struct pt_regs` (di, si, dx, r10, r8, r9: the
+/// syscall ABI's argument order). The layout is the user-visible ptrace one.
+const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
+
+fn try_sys_exit_regs(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offsets of the syscall tracepoint format.
+    let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
+    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    if spec.op == Op::None as u8 {
+        return Ok(());
+    }
+    // SAFETY: helpers on the current task; the registers are read with a checked probe read.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    let mut saved = [0u64; 16];
+    // SAFETY: reads the first 128 bytes of pt_regs (r15 .. orig_ax) into a stack buffer.
+    let r = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            saved.as_mut_ptr().cast(),
+            128,
+            regs as *const core::ffi::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(r);
+    }
+    let args = [
+        saved[PT_REGS_ARGS[0] / 8],
+        saved[PT_REGS_ARGS[1] / 8],
+        saved[PT_REGS_ARGS[2] / 8],
+        saved[PT_REGS_ARGS[3] / 8],
+        saved[PT_REGS_ARGS[4] / 8],
+        saved[PT_REGS_ARGS[5] / 8],
+    ];
+    let Some(flags) = admit(&spec, &args)? else {
+        return Ok(());
+    };
+    // SAFETY: offsets of the syscall tracepoint format.
+    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    let arg = |i: u8| pick(&args, i);
+    let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
+    let call = Call {
+        nr,
+        ret,
+        flags,
+        path_ptr: arg(spec.path),
+        path2_ptr: arg(spec.path2),
+        first_dirfd: dirfd_of(spec.dirfd),
+        second_dirfd: dirfd_of(spec.dirfd2),
+    };
+    complete(&call, bpf_get_current_pid_tgid())
+}
+
+/// A finished call of a watched syscall, however its arguments were obtained.
+struct Call {
+    nr: i32,
+    ret: i64,
+    flags: u64,
+    path_ptr: u64,
+    path2_ptr: u64,
+    first_dirfd: i32,
+    second_dirfd: i32,
 }
 
 fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
@@ -73,18 +148,36 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
         }
     };
     let call_nr = unsafe { core::ptr::read_volatile(&(*pending).nr) };
-    let call_flags = unsafe { core::ptr::read_volatile(&(*pending).flags) };
     let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
-    let path_ptr = arg(spec.path);
-    let path2_ptr = arg(spec.path2);
-    let first_dirfd = dirfd_of(spec.dirfd);
-    let second_dirfd = dirfd_of(spec.dirfd2);
+    let call = Call {
+        nr,
+        ret,
+        flags: unsafe { core::ptr::read_volatile(&(*pending).flags) },
+        path_ptr: arg(spec.path),
+        path2_ptr: arg(spec.path2),
+        first_dirfd: dirfd_of(spec.dirfd),
+        second_dirfd: dirfd_of(spec.dirfd2),
+    };
     let _ = PENDING.remove(&pid_tgid);
     if nr as u32 != call_nr {
         // A stale entry whose exit we never saw.
         count(Counter::PendingMissing);
         return Ok(());
     }
+    complete(&call, pid_tgid)
+}
+
+/// Reads the paths, dedups, resolves relative bases and emits the record of one call.
+#[inline(always)]
+fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
+    let (nr, ret, call_flags) = (call.nr, call.ret, call.flags);
+    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    let (path_ptr, path2_ptr, first_dirfd, second_dirfd) = (
+        call.path_ptr,
+        call.path2_ptr,
+        call.first_dirfd,
+        call.second_dirfd,
+    );
 
     let mut op = spec.op;
     let key_flags = match spec.args {

@@ -12,3 +12,9 @@ pub fn sys_enter_floor(_ctx: TracePointContext) -> u32 {
 pub fn sys_exit_floor(_ctx: TracePointContext) -> u32 {
     0
 }
+
+/// Floor of the third design: one raw `sys_exit` program, which runs on every syscall.
+#[aya_ebpf::macros::raw_tracepoint(tracepoint = "sys_exit")]
+pub fn raw_sys_exit_floor(_ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+    0
+}

@@ -137,6 +137,18 @@ impl WatchedCgroup {
     }
 }
 
+/// Which programs capture the calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Hook {
+    /// One program on each `sys_enter_*` tracepoint (filter, save the arguments) and one on
+    /// each `sys_exit_*` (read the paths, emit). The portable design.
+    Pair,
+    /// Only the `sys_exit_*` programs: the arguments come from the registers the task saved on
+    /// entry (`bpf_task_pt_regs`, kernel 5.15+). No enter program, no in-flight map.
+    #[default]
+    ExitOnly,
+}
+
 /// Loaded and attached programs with their maps.
 pub struct Capture {
     ebpf: Ebpf,
@@ -152,6 +164,11 @@ impl Capture {
     /// Loads the programs and attaches them to every watched syscall this kernel has.
     /// Nothing is recorded until a cgroup is watched.
     pub fn load() -> Result<Capture> {
+        Self::load_with(Hook::default())
+    }
+
+    /// Loads with the chosen hook design.
+    pub fn load_with(hook: Hook) -> Result<Capture> {
         let offsets = match super::offsets::from_btf_file(super::offsets::VMLINUX_BTF) {
             Ok(o) => o,
             Err(e) => {
@@ -159,19 +176,58 @@ impl Capture {
                 KernelOffsets::default()
             }
         };
-        Self::load_programs(offsets, [names::ENTER_PROGRAM, names::EXIT_PROGRAM])
+        match hook {
+            Hook::Pair => Self::load_programs(
+                offsets,
+                &[
+                    (names::ENTER_PROGRAM, "enter"),
+                    (names::EXIT_PROGRAM, "exit"),
+                ],
+            ),
+            Hook::ExitOnly => Self::load_programs(offsets, &[(names::EXIT_REGS_PROGRAM, "exit")]),
+        }
     }
 
-    /// The benchmark floor: empty programs on exactly the tracepoints [`Capture::load`] uses,
+    /// The benchmark floor: empty programs on exactly the tracepoints the `hook` design uses,
     /// what a hook costs before it does anything.
-    pub fn load_floor() -> Result<Capture> {
-        Self::load_programs(
-            KernelOffsets::default(),
-            [names::FLOOR_ENTER_PROGRAM, names::FLOOR_EXIT_PROGRAM],
-        )
+    pub fn load_floor(hook: Hook) -> Result<Capture> {
+        let programs: &[(&'static str, &'static str)] = match hook {
+            Hook::Pair => &[
+                (names::FLOOR_ENTER_PROGRAM, "enter"),
+                (names::FLOOR_EXIT_PROGRAM, "exit"),
+            ],
+            Hook::ExitOnly => &[(names::FLOOR_EXIT_PROGRAM, "exit")],
+        };
+        Self::load_programs(KernelOffsets::default(), programs)
     }
 
-    fn load_programs(offsets: KernelOffsets, programs: [&'static str; 2]) -> Result<Capture> {
+    /// The floor of the design not kept: one empty raw `sys_exit` program, run on every
+    /// syscall. Only the benchmark loads it.
+    pub fn load_raw_exit_floor() -> Result<Capture> {
+        let mut capture = Self::load_programs(KernelOffsets::default(), &[])?;
+        let program = names::FLOOR_RAW_EXIT_PROGRAM;
+        let err = |action| {
+            move |source| Error::Program {
+                action,
+                program: program.into(),
+                source,
+            }
+        };
+        let prog: &mut aya::programs::RawTracePoint = capture
+            .ebpf
+            .program_mut(program)
+            .ok_or(Error::MissingProgram(program))?
+            .try_into()
+            .map_err(err("load"))?;
+        prog.load().map_err(err("load"))?;
+        prog.attach("sys_exit").map_err(err("attach"))?;
+        Ok(capture)
+    }
+
+    fn load_programs(
+        offsets: KernelOffsets,
+        programs: &[(&'static str, &'static str)],
+    ) -> Result<Capture> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(Error::NotRoot);
@@ -190,12 +246,16 @@ impl Capture {
             offsets,
         };
         capture.attach_all(programs)?;
+        // Parsing the kernel's BTF (ours for the offsets, aya's for relocations) peaks at tens
+        // of MiB of heap that glibc would otherwise keep: give it back before recording.
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
         Ok(capture)
     }
 
-    fn attach_all(&mut self, programs: [&'static str; 2]) -> Result<()> {
+    fn attach_all(&mut self, programs: &[(&'static str, &'static str)]) -> Result<()> {
         let tracefs = tracefs_events_dir();
-        for (program, phase) in [(programs[0], "enter"), (programs[1], "exit")] {
+        for &(program, phase) in programs {
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(program)
@@ -225,7 +285,7 @@ impl Capture {
                         program: format!("{program} to syscalls/{tp}"),
                         source,
                     })?;
-                if phase == "enter" {
+                if phase == "exit" {
                     self.attached.push(w.name);
                 }
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use super::Output;
+use crate::capture::loader::Hook;
 use crate::record::session;
 use crate::report::Report;
 
@@ -37,6 +38,10 @@ pub struct Args {
     /// Distinct paths kept per target before new ones collapse into their directory.
     #[arg(long, default_value_t = crate::record::DEFAULT_PATH_BUDGET, value_name = "N")]
     pub path_budget: usize,
+    /// Hook design: exit-only (default; arguments from the saved registers, kernel 5.15+) or
+    /// pair (sys_enter + sys_exit programs; the portable design for older kernels).
+    #[arg(long, value_enum, default_value_t = Hook::default(), env = "WRITEPATH_HOOK")]
+    pub hook: Hook,
     /// The command to run and record, with its arguments (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -58,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
     let options = session::Options {
+        hook: args.hook,
         path_budget: args.path_budget,
         ready_file: args.ready_file.clone(),
     };

@@ -102,6 +102,8 @@ pub struct Options {
     pub path_budget: usize,
     /// Created once the probes are attached.
     pub ready_file: Option<PathBuf>,
+    /// Which hook design captures the calls.
+    pub hook: loader::Hook,
 }
 
 /// What ends a recording.
@@ -118,7 +120,7 @@ enum Stop {
 /// (the contract scripts wait for) once the probes are attached.
 pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let root = cgroup2_root()?;
-    let mut capture = Capture::load()?;
+    let mut capture = Capture::load_with(options.hook)?;
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let (dir, _guard) = match &source {
         Source::Cgroup { dir, .. } => (dir.clone(), None),

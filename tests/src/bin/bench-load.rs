@@ -14,14 +14,20 @@ fn main() {
         eprintln!("usage: bench-load repeat|unique|readonly|mkdir|getppid N DIR [RATE]");
         std::process::exit(2);
     }
-    let (mode, n, dir) = (args[1].as_str(), args[2].parse::<u64>().expect("N"), args[3].as_str());
+    let (mode, n, dir) = (
+        args[1].as_str(),
+        args[2].parse::<u64>().expect("N"),
+        args[3].as_str(),
+    );
     let rate: Option<f64> = args.get(4).map(|r| r.parse().expect("RATE"));
     let hot = CString::new(format!("{dir}/hot")).unwrap();
     let sub = CString::new(format!("{dir}/sub")).unwrap();
     std::fs::write(format!("{dir}/hot"), b"").expect("dir writable");
     // Names for `unique`, made before the clock starts.
     let names: Vec<CString> = if mode == "unique" {
-        (0..n).map(|i| CString::new(format!("{dir}/u{i:08}")).unwrap()).collect()
+        (0..n)
+            .map(|i| CString::new(format!("{dir}/u{i:08}")).unwrap())
+            .collect()
     } else {
         Vec::new()
     };

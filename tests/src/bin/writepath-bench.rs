@@ -16,12 +16,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use writepath::capture::loader::{Capture, Hook};
 use writepath::report::Report;
 use writepath_tests::{writepath_bin, TempCgroup};
 
-const MODES: &[(&str, u64)] =
-    &[("repeat", 200_000), ("unique", 100_000), ("readonly", 200_000), ("mkdir", 100_000), ("getppid", 1_000_000)];
-const CONDITIONS: &[&str] = &["none", "watched", "other-cgroup", "floor", "bpftrace-stream", "bpftrace-count"];
+const MODES: &[(&str, u64)] = &[
+    ("repeat", 200_000),
+    ("unique", 100_000),
+    ("readonly", 200_000),
+    ("mkdir", 100_000),
+    ("getppid", 1_000_000),
+];
+const CONDITIONS: &[&str] = &[
+    "none",
+    "watched",
+    "other-cgroup",
+    "floor",
+    "watched-pair",
+    "floor-pair",
+    "floor-raw",
+    "bpftrace-stream",
+    "bpftrace-count",
+];
 const BENCH_DIR: &str = "/tmp/wp-bench";
 
 struct Ctx {
@@ -34,8 +50,12 @@ struct Ctx {
 /// A condition in place.
 enum Running {
     Nothing,
-    Agent { child: Child, report: PathBuf, _dir: tempfile::TempDir },
-    Floor(#[expect(dead_code, reason = "held for its attached programs")] writepath::capture::loader::Capture),
+    Agent {
+        child: Child,
+        report: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Floor(#[expect(dead_code, reason = "held for its attached programs")] Capture),
     Bpftrace(Child),
 }
 
@@ -48,8 +68,15 @@ struct AgentCost {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let rounds: usize = arg("--rounds").map(|r| r.parse().expect("--rounds N")).unwrap_or(5);
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let rounds: usize = arg("--rounds")
+        .map(|r| r.parse().expect("--rounds N"))
+        .unwrap_or(5);
     let out = PathBuf::from(arg("--out").unwrap_or_else(|| "docs/benchmarks.md".into()));
     let quick = args.iter().any(|a| a == "--quick");
     // SAFETY: geteuid has no preconditions.
@@ -59,15 +86,23 @@ fn main() {
     }
     let bench_load = writepath_bin().with_file_name("bench-load");
     let _tmpfs = BenchTmpfs::mount();
-    let ctx = Ctx { load: TempCgroup::new("bench-load"), other: TempCgroup::new("bench-other"), bench_load, scale: if quick { 10 } else { 1 } };
+    let ctx = Ctx {
+        load: TempCgroup::new("bench-load"),
+        other: TempCgroup::new("bench-other"),
+        bench_load,
+        scale: if quick { 10 } else { 1 },
+    };
 
     // ns/op per (condition, mode), one value per round.
     let mut results: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
     let mut agent = AgentCost::default();
     for round in 0..rounds {
         // Alternate the order (A/B/A/B…) so drift does not favour one condition.
-        let order: Vec<&str> =
-            if round % 2 == 0 { CONDITIONS.to_vec() } else { CONDITIONS.iter().rev().copied().collect() };
+        let order: Vec<&str> = if round % 2 == 0 {
+            CONDITIONS.to_vec()
+        } else {
+            CONDITIONS.iter().rev().copied().collect()
+        };
         for cond in order {
             eprintln!("round {}/{rounds}: {cond}", round + 1);
             let running = start(cond, &ctx);
@@ -75,7 +110,7 @@ fn main() {
                 let ns = run_load(&ctx, mode, n / ctx.scale, None);
                 results.entry((cond, mode)).or_default().push(ns);
             }
-            stop(running, Some(&mut agent));
+            stop(running, (cond == "watched").then_some(&mut agent));
         }
     }
 
@@ -98,7 +133,10 @@ fn start(cond: &str, ctx: &Ctx) -> Running {
         "none" => Running::Nothing,
         "watched" => start_agent(&ctx.load.dir, &[]),
         "other-cgroup" => start_agent(&ctx.other.dir, &[]),
-        "floor" => Running::Floor(writepath::capture::loader::Capture::load_floor().expect("floor programs")),
+        "watched-pair" => start_agent(&ctx.load.dir, &["--hook", "pair"]),
+        "floor" => Running::Floor(Capture::load_floor(Hook::ExitOnly).expect("floor programs")),
+        "floor-pair" => Running::Floor(Capture::load_floor(Hook::Pair).expect("floor programs")),
+        "floor-raw" => Running::Floor(Capture::load_raw_exit_floor().expect("raw floor program")),
         "bpftrace-stream" => start_bpftrace(&bpftrace_script(&ctx.load.dir, false)),
         "bpftrace-count" => start_bpftrace(&bpftrace_script(&ctx.load.dir, true)),
         other => panic!("unknown condition {other}"),
@@ -126,7 +164,11 @@ fn start_agent(cgroup: &Path, extra: &[&str]) -> Running {
         assert!(Instant::now() < deadline, "writepath not ready");
         std::thread::sleep(Duration::from_millis(10));
     }
-    Running::Agent { child, report, _dir: dir }
+    Running::Agent {
+        child,
+        report,
+        _dir: dir,
+    }
 }
 
 fn start_bpftrace(script: &str) -> Running {
@@ -168,7 +210,11 @@ fn stop(running: Running, cost: Option<&mut AgentCost>) -> Option<Report> {
             let _ = child.wait();
             None
         }
-        Running::Agent { mut child, report, _dir } => {
+        Running::Agent {
+            mut child,
+            report,
+            _dir,
+        } => {
             let (cpu, hwm) = proc_cost(child.id());
             interrupt(&child);
             let status = child.wait().expect("wait writepath");
@@ -192,13 +238,26 @@ fn interrupt(child: &Child) {
 /// CPU seconds (user + system) and peak RSS (KiB) of a process.
 fn proc_cost(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
-        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     let _ = kib("VmRSS:");
     (ticks / hz, kib("VmHWM:"))
@@ -206,7 +265,12 @@ fn proc_cost(pid: u32) -> (f64, u64) {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs one workload in the load cgroup; returns ns/op.
@@ -220,7 +284,10 @@ fn run_load(ctx: &Ctx, mode: &str, n: u64, rate: Option<u64>) -> f64 {
         args.push(r);
     }
     let out = spawn_with_stdout(&ctx.load.dir, &ctx.bench_load, &args);
-    out.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("bench-load output: {out}"))
+    out.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bench-load output: {out}"))
 }
 
 fn spawn_with_stdout(cgroup: &Path, program: &Path, args: &[&str]) -> String {
@@ -229,7 +296,9 @@ fn spawn_with_stdout(cgroup: &Path, program: &Path, args: &[&str]) -> String {
     cmd.args(args).stdout(Stdio::piped());
     // SAFETY: only open/write/close before exec.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || std::fs::write(&procs, b"0"));
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            std::fs::write(&procs, b"0")
+        });
     }
     let out = cmd.output().expect("run bench-load");
     assert!(out.status.success(), "bench-load failed");
@@ -246,7 +315,9 @@ struct Steady {
 
 fn steady_rate(ctx: &Ctx) -> Steady {
     let running = start_agent(&ctx.load.dir, &[]);
-    let Running::Agent { child, .. } = &running else { unreachable!() };
+    let Running::Agent { child, .. } = &running else {
+        unreachable!()
+    };
     std::thread::sleep(Duration::from_secs(1));
     let pid = child.id();
     let rest = rss_kib(pid);
@@ -256,7 +327,12 @@ fn steady_rate(ctx: &Ctx) -> Steady {
     let (cpu1, hwm) = proc_cost(pid);
     let seconds = t0.elapsed().as_secs_f64();
     stop(running, None);
-    Steady { rest_rss_kib: rest, cpu_share: (cpu1 - cpu0) / seconds, seconds, hwm_kib: hwm }
+    Steady {
+        rest_rss_kib: rest,
+        cpu_share: (cpu1 - cpu0) / seconds,
+        seconds,
+        hwm_kib: hwm,
+    }
 }
 
 struct Flood {
@@ -273,7 +349,9 @@ struct Flood {
 fn flood(ctx: &Ctx, names: u64) -> Flood {
     let running = start_agent(&ctx.load.dir, &["--path-budget", "2000000"]);
     let load_ns_per_op = run_load(ctx, "unique", names, None);
-    let Running::Agent { child, .. } = &running else { unreachable!() };
+    let Running::Agent { child, .. } = &running else {
+        unreachable!()
+    };
     let (_, hwm_before) = proc_cost(child.id());
     let t0 = Instant::now();
     let report = stop(running, None).expect("report");
@@ -303,11 +381,19 @@ fn bpftrace_script(cgroup: &Path, count: bool) -> String {
     let events = Path::new("/sys/kernel/tracing/events/syscalls");
     for w in agent_common::syscalls::TRACEPOINTS {
         let tp = format!("sys_enter_{}", w.name);
-        let Ok(format) = std::fs::read_to_string(events.join(&tp).join("format")) else { continue };
+        let Ok(format) = std::fs::read_to_string(events.join(&tp).join("format")) else {
+            continue;
+        };
         let Some(field) = format
             .lines()
             .filter(|l| l.contains("char *") && l.contains("field:"))
-            .find_map(|l| l.split(';').next()?.rsplit(['*', ' ']).next().map(str::to_owned))
+            .find_map(|l| {
+                l.split(';')
+                    .next()?
+                    .rsplit(['*', ' '])
+                    .next()
+                    .map(str::to_owned)
+            })
         else {
             continue;
         };
@@ -318,7 +404,10 @@ fn bpftrace_script(cgroup: &Path, count: bool) -> String {
         let action = if count {
             format!("@[str(args->{field})] = count();")
         } else {
-            format!("printf(\"%d %s {} %s\\n\", pid, comm, str(args->{field}));", w.name)
+            format!(
+                "printf(\"%d %s {} %s\\n\", pid, comm, str(args->{field}));",
+                w.name
+            )
         };
         let _ = writeln!(probes, "tracepoint:syscalls:{tp} /{filter}/ {{ {action} }}");
     }
@@ -335,7 +424,10 @@ struct BenchTmpfs;
 impl BenchTmpfs {
     fn mount() -> BenchTmpfs {
         std::fs::create_dir_all(BENCH_DIR).expect("bench dir");
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4g", "wp-bench", BENCH_DIR]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4g", "wp-bench", BENCH_DIR])
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "mount tmpfs at {BENCH_DIR}");
         BenchTmpfs
     }
@@ -353,7 +445,11 @@ fn median(v: &[f64]) -> f64 {
     if s.is_empty() {
         return f64::NAN;
     }
-    if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 }
+    if s.len() % 2 == 1 {
+        s[s.len() / 2]
+    } else {
+        (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
+    }
 }
 
 fn render(
@@ -365,17 +461,27 @@ fn render(
     quick: bool,
 ) -> String {
     let mut md = String::new();
-    let uname = Command::new("uname").arg("-srm").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(md, "Produced by `cargo xtask bench` ({}{} rounds, conditions alternating A/B/A/B; median and min–max of the rounds).", if quick { "--quick, " } else { "" }, rounds);
     let _ = writeln!(md, "Machine: {uname}, {cpu}, {cores} cores. The workload runs in its own cgroup, files on a tmpfs.\n");
     let _ = writeln!(md, "Modes: `repeat` open(O_CREAT|O_WRONLY|O_TRUNC)+close of one path; `unique` the same on distinct names; `readonly` open(O_RDONLY)+close; `mkdir` mkdir+rmdir; `getppid` an unwatched syscall.\n");
-    let _ = writeln!(md, "Conditions: `none`; `watched` writepath recording the workload's cgroup; `other-cgroup` writepath recording another cgroup; `floor` empty BPF programs on exactly writepath's 72 tracepoints; `bpftrace-stream` bpftrace printing every write event of the cgroup; `bpftrace-count` bpftrace counting paths in a map.\n");
+    let _ = writeln!(md, "Conditions: `none`; `watched` writepath (default exit-only hook) recording the workload's cgroup; `other-cgroup` writepath recording another cgroup; `floor` empty BPF programs on exactly the default design's tracepoints (the 36 `sys_exit_*`); `watched-pair` writepath with the sys_enter/sys_exit pair; `floor-pair` empty programs on the pair's 72 tracepoints; `floor-raw` one empty raw `sys_exit` program (the floor of the third design, which runs on every syscall); `bpftrace-stream` bpftrace printing every write event of the cgroup; `bpftrace-count` bpftrace counting paths in a map.\n");
     let _ = writeln!(md, "## ns/op (median, min–max) and ratio to `none`\n");
     let _ = write!(md, "| mode |");
     for c in CONDITIONS {
@@ -384,7 +490,12 @@ fn render(
     let _ = writeln!(md);
     let _ = writeln!(md, "|---|{}", "---|".repeat(CONDITIONS.len()));
     for (mode, _) in MODES {
-        let base = median(results.get(&("none", *mode)).map(Vec::as_slice).unwrap_or(&[]));
+        let base = median(
+            results
+                .get(&("none", *mode))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
         let _ = write!(md, "| {mode} |");
         for c in CONDITIONS {
             let v = results.get(&(*c, *mode)).cloned().unwrap_or_default();
@@ -396,16 +507,29 @@ fn render(
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "\n## Above the floor (ns/op, medians)\n");
-    let _ = writeln!(md, "| mode | watched − floor | other-cgroup − floor |");
-    let _ = writeln!(md, "|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| mode | watched − floor | other-cgroup − floor | watched-pair − floor-pair |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
     for (mode, _) in MODES {
         let m = |c: &str| median(results.get(&(c, *mode)).map(Vec::as_slice).unwrap_or(&[]));
-        let _ = writeln!(md, "| {mode} | {:.0} | {:.0} |", m("watched") - m("floor"), m("other-cgroup") - m("floor"));
+        let _ = writeln!(
+            md,
+            "| {mode} | {:.0} | {:.0} | {:.0} |",
+            m("watched") - m("floor"),
+            m("other-cgroup") - m("floor"),
+            m("watched-pair") - m("floor-pair")
+        );
     }
     let _ = writeln!(md, "\n## The agent (watched rounds)\n");
     let cpu_med = median(&agent.cpu_s);
     let hwm_max = agent.hwm_kib.iter().max().copied().unwrap_or(0);
-    let _ = writeln!(md, "- CPU time per round (all five modes): median {cpu_med:.3} s; peak RSS {:.1} MiB.", hwm_max as f64 / 1024.0);
+    let _ = writeln!(
+        md,
+        "- CPU time per round (all five modes): median {cpu_med:.3} s; peak RSS {:.1} MiB.",
+        hwm_max as f64 / 1024.0
+    );
     if let Some(c) = agent.counters.first() {
         let _ = writeln!(md, "- Kernel counters of one watched round: seen {}, filtered {}, deduplicated {}, emitted {}, dropped {}.", c.seen, c.filtered, c.deduplicated, c.emitted, c.dropped);
     }
