@@ -6,6 +6,7 @@
 //! aggregates them per target into a [`report::Report`]; the suggestion engine and the patch
 //! renderer read reports.
 
+pub mod attribution;
 pub mod capture;
 pub mod cli;
 pub mod decode;
