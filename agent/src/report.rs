@@ -15,7 +15,7 @@ use crate::path::RawPath;
 pub const REPORT_VERSION: u32 = 1;
 
 /// A whole report.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     /// Format version, [`REPORT_VERSION`].
     pub version: u32,

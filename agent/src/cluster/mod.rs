@@ -1,0 +1,4 @@
+//! The cluster side: the `WritePathReport` custom resource ([`crd`]), the agent's publisher
+//! ([`publish`]) and the CLI's reader ([`gather`]).
+
+pub mod crd;
