@@ -279,3 +279,108 @@ mod tests {
         assert!(!s.admits("other"));
     }
 }
+
+#[cfg(test)]
+mod api_tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::testserver::TestServer;
+
+    const PODS: &str = "api/v1/pods";
+
+    fn pod(name: &str, uid: &str, node: &str, id: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "uid": uid, "labels": {"app": "web"},
+                         "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"nodeName": node, "containers": [{"name": "app"}]},
+            "status": {"containerStatuses": [{"name": "app", "containerID": format!("containerd://{id}"),
+                "image": "", "imageID": "", "ready": true, "restartCount": 0}]}
+        })
+    }
+
+    async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..100 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// List, then watch from the list's resourceVersion: new pods, deletions (kept as
+    /// tombstones), dropped watches, 500s and 410 Gone (relist) all end with a correct index.
+    #[tokio::test]
+    async fn node_pods_through_list_watch_and_failures() {
+        let server = TestServer::start().await;
+        server.put(PODS, pod("web-1", "u1", "node-1", &"a".repeat(64)));
+        server.put(PODS, pod("other-node", "u9", "node-2", &"9".repeat(64)));
+        let (index, task) = watch(server.client(), "node-1", Some("app=web"));
+        let task = tokio::spawn(task);
+        tokio::time::timeout(Duration::from_secs(10), index.wait_ready())
+            .await
+            .expect("initial list");
+        assert!(index.is_ready());
+        let p = index.by_uid("u1").expect("listed pod");
+        assert!(
+            p.metadata
+                .managed_fields
+                .as_ref()
+                .is_none_or(|m| m.is_empty()),
+            "managed fields stripped"
+        );
+        assert!(
+            index.by_uid("u9").is_none(),
+            "pods of other nodes are not listed"
+        );
+
+        // A new pod arrives through the watch.
+        server.put(PODS, pod("web-2", "u2", "node-1", &"b".repeat(64)));
+        eventually("watched pod", || index.by_uid("u2").is_some()).await;
+
+        // The watch is dropped and the next watch attempt fails: the watcher resumes.
+        server.drop_watches();
+        server.fail(None, "watch=true", 500, 1);
+        server.put(PODS, pod("web-3", "u3", "node-1", &"c".repeat(64)));
+        eventually("pod after a dropped watch", || index.by_uid("u3").is_some()).await;
+
+        // A short-lived pod: deleted, still attributable.
+        server.delete(PODS, "shop", "web-2");
+        eventually("deleted pod", || {
+            index
+                .store
+                .state()
+                .iter()
+                .all(|p| p.metadata.uid.as_deref() != Some("u2"))
+        })
+        .await;
+        let gone = index.by_uid("u2").expect("tombstone");
+        assert_eq!(container_of(&gone, &"b".repeat(64)).unwrap().name, "app");
+
+        // History compacted while the watch is down: 410 Gone, relist, nothing missed.
+        server.compact();
+        server.drop_watches();
+        server.put(PODS, pod("web-4", "u4", "node-1", &"d".repeat(64)));
+        eventually("pod after 410", || index.by_uid("u4").is_some()).await;
+
+        let requests = server.requests();
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.contains("fieldSelector=spec.nodeName%3Dnode-1")
+                    && r.contains("labelSelector=app%3Dweb")),
+            "{requests:#?}"
+        );
+        assert!(
+            requests.iter().any(|r| r.contains("watch=true")
+                && r.contains("resourceVersion=")
+                && r.contains("allowWatchBookmarks=true")),
+            "{requests:#?}"
+        );
+        task.abort();
+    }
+}

@@ -2,3 +2,6 @@
 //! ([`publish`]) and the CLI's reader ([`gather`]).
 
 pub mod crd;
+pub mod publish;
+#[cfg(any(test, feature = "test-server"))]
+pub mod testserver;
