@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod capture;
 pub mod cli;
 pub mod cluster;
+pub mod daemon;
 pub mod decode;
 pub mod fsutil;
 pub mod patch;

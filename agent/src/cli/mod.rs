@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod agent;
 pub mod patch;
 pub mod policy;
 pub mod record;
@@ -56,6 +57,9 @@ pub enum Command {
     Patch(patch::Args),
     /// Print an admission policy that requires readOnlyRootFilesystem.
     Policy(policy::Args),
+    /// Run the node agent (the DaemonSet daemon): record every pod of this node, publish
+    /// WritePathReports.
+    Agent(agent::Args),
 }
 
 impl Command {
@@ -66,6 +70,7 @@ impl Command {
             Command::Suggest(args) => suggest::run(args),
             Command::Patch(args) => patch::run(args),
             Command::Policy(args) => policy::run(args),
+            Command::Agent(args) => agent::run(args),
         }
     }
 }

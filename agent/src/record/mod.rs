@@ -300,39 +300,45 @@ impl Recorder {
     }
 
     /// Builds the report.
-    pub fn finish(self, mut counters: Counters, recording: Recording) -> Report {
+    pub fn finish(self, counters: Counters, recording: Recording) -> Report {
+        self.snapshot(counters, recording)
+    }
+
+    /// Builds the report of everything recorded so far, keeping the recorder going (the agent
+    /// publishes and persists snapshots while it records).
+    pub fn snapshot(&self, mut counters: Counters, recording: Recording) -> Report {
         counters.decode_errors = self.decode_errors;
         counters.collapsed = self.collapsed;
         counters.runtime_setup = self.runtime_setup;
         let clock = self.clock;
         let targets = self
             .targets
-            .into_values()
+            .values()
             .map(|t| {
                 let directories = resolve::directory_contents(t.root.as_ref(), &t.writes);
                 let symlinks = resolve::symlinks(t.root.as_ref(), &t.writes);
                 let sizes = resolve::sizes(t.root.as_ref(), &t.writes);
                 let mut writes: Vec<Write> = t
                     .writes
-                    .into_iter()
+                    .iter()
                     .map(|(path, s)| Write {
-                        size: sizes.get(&path).copied(),
-                        mount: mounts::landing(&t.mounts, &path).map(|m| m.mount_point.clone()),
-                        path,
-                        ops: s.ops.into_iter().collect(),
+                        size: sizes.get(path).copied(),
+                        mount: mounts::landing(&t.mounts, path).map(|m| m.mount_point.clone()),
+                        path: path.clone(),
+                        ops: s.ops.iter().copied().collect(),
                         count: s.count,
-                        results: s.results,
+                        results: s.results.clone(),
                         first_seen: clock.rfc3339(s.first_ns),
                         last_seen: clock.rfc3339(s.last_ns),
-                        related: s.related.into_iter().collect(),
-                        processes: s.processes.into_iter().collect(),
-                        issues: s.issues.into_iter().collect(),
+                        related: s.related.iter().cloned().collect(),
+                        processes: s.processes.iter().cloned().collect(),
+                        issues: s.issues.iter().cloned().collect(),
                     })
                     .collect();
                 writes.sort_by(|a, b| a.path.cmp(&b.path));
                 Target {
-                    cgroup: t.cgroup,
-                    mounts: t.mounts,
+                    cgroup: t.cgroup.clone(),
+                    mounts: t.mounts.clone(),
                     writes,
                     directories,
                     symlinks,
