@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod agent;
+pub mod cluster;
 pub mod patch;
 pub mod policy;
 pub mod record;

@@ -2,6 +2,7 @@
 //! ([`publish`]) and the CLI's reader ([`gather`]).
 
 pub mod crd;
+pub mod gather;
 pub mod publish;
 #[cfg(any(test, feature = "test-server"))]
 pub mod testserver;
