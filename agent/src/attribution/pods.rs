@@ -124,11 +124,14 @@ impl Scope {
     }
 }
 
+/// Pods deleted recently, by UID, with the time they were deleted.
+type Tombstones = Arc<Mutex<HashMap<String, (Arc<Pod>, Instant)>>>;
+
 /// The node's pods: the reflector's store and recently deleted pods.
 #[derive(Clone)]
 pub struct PodIndex {
     store: reflector::Store<Pod>,
-    deleted: Arc<Mutex<HashMap<String, (Arc<Pod>, Instant)>>>,
+    deleted: Tombstones,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
 

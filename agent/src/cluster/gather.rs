@@ -21,7 +21,7 @@ pub enum Error {
         scope: String,
         /// Why.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A published report is from a newer writepath.
     #[error("writepathreport {namespace}/{name}: report version {found} is newer than this writepath understands ({REPORT_VERSION})")]
@@ -47,7 +47,7 @@ pub enum Error {
         name: String,
         /// Why.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -139,7 +139,7 @@ pub async fn gather(
     loop {
         let page = api.list(&params).await.map_err(|source| Error::List {
             scope: scope.clone(),
-            source,
+            source: Box::new(source),
         })?;
         for object in page.items {
             if let Some(w) = workload {
@@ -195,7 +195,7 @@ pub async fn fetch_manifest(
         kind: workload.kind.to_string(),
         namespace: namespace.to_string(),
         name: workload.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let mut object = api.get(&workload.name).await.map_err(err)?;
     let m = &mut object.metadata;

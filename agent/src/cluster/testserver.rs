@@ -255,9 +255,9 @@ struct Target {
 
 fn parse_path(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (prefix_len, rest) = match parts.first()? {
-        &"api" => (2, &parts[2.min(parts.len())..]),
-        &"apis" => (3, &parts[3.min(parts.len())..]),
+    let (prefix_len, rest) = match *parts.first()? {
+        "api" => (2, &parts[2.min(parts.len())..]),
+        "apis" => (3, &parts[3.min(parts.len())..]),
         _ => return None,
     };
     let prefix = parts.get(..prefix_len)?.join("/");

@@ -180,3 +180,125 @@ fn apply(target: &mut Target, id: Identity) {
     target.pod = Some(id.pod);
     target.workload = Some(id.workload);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::testserver::TestServer;
+    use crate::report::CgroupRef;
+
+    const UID: &str = "0b6a3b8e-1b8a-4d0f-9f0a-6a9b6a0d3e2f";
+
+    fn id(n: char) -> String {
+        n.to_string().repeat(64)
+    }
+
+    fn pod(ns: &str, uid: &str, container: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-7d4b9c-x", "namespace": ns, "uid": uid,
+                "labels": {"pod-template-hash": "7d4b9c"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c", "uid": "r", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}]},
+            "status": {"containerStatuses": [{"name": "app", "containerID": format!("containerd://{container}"),
+                "image": "", "imageID": "", "ready": true, "restartCount": 0}]}})
+    }
+
+    fn target(uid: &str, container: &str) -> Target {
+        Target {
+            cgroup: CgroupRef {
+                path: format!("/kubepods/burstable/pod{uid}/{container}"),
+                id: 1,
+            },
+            ..Default::default()
+        }
+    }
+
+    async fn attributor(server: &TestServer) -> Attributor {
+        let (index, task) = pods::watch(server.client(), "n1", None);
+        tokio::spawn(task);
+        tokio::time::timeout(Duration::from_secs(10), index.wait_ready())
+            .await
+            .unwrap();
+        Attributor::new(
+            server.client(),
+            index,
+            Scope {
+                include: vec![],
+                exclude: vec!["kube-system".into()],
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn attributes_through_pod_and_replicaset_and_keeps_it() {
+        let server = TestServer::start().await;
+        server.put("api/v1/pods", pod("shop", UID, &id('a')));
+        server.put(
+            "apis/apps/v1/replicasets",
+            json!({"metadata": {"name": "web-7d4b9c", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-v2", "uid": "d", "controller": true}]}}),
+        );
+        let mut a = attributor(&server).await;
+        // The ReplicaSet read fails once: the hash naming gives a provisional answer.
+        server.fail(None, "replicasets", 500, 1);
+        let mut t = target(UID, &id('a'));
+        assert_eq!(a.attribute(&mut t).await, Outcome::Attributed);
+        assert_eq!(
+            t.workload.as_ref().unwrap().name,
+            "web",
+            "provisional, from the hash"
+        );
+        // Next time the ReplicaSet is read: its Deployment is the real owner.
+        let mut t = target(UID, &id('a'));
+        assert_eq!(a.attribute(&mut t).await, Outcome::Attributed);
+        let w = t.workload.clone().unwrap();
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("Deployment", "web-v2"));
+        let c = t.container.clone().unwrap();
+        assert_eq!(
+            (c.name.as_deref(), c.kind.as_deref(), c.runtime.as_str()),
+            (Some("app"), Some("container"), "containerd")
+        );
+        assert_eq!(t.pod.as_ref().unwrap().uid, UID);
+        assert!(t
+            .mounts
+            .iter()
+            .any(|m| m.mount_point == crate::path::RawPath::from("/cache")
+                && m.fs_type == pods::POD_SPEC_FS_TYPE));
+        // Pod and ReplicaSet gone: the identity stays pinned.
+        server.delete("api/v1/pods", "shop", "web-7d4b9c-x");
+        server.delete("apis/apps/v1/replicasets", "shop", "web-7d4b9c");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut again = target(UID, &id('a'));
+        assert_eq!(a.attribute(&mut again).await, Outcome::Attributed);
+        assert_eq!(again.workload, t.workload);
+    }
+
+    #[tokio::test]
+    async fn excluded_and_unknown() {
+        let server = TestServer::start().await;
+        let sys = "11111111-2222-3333-4444-555555555555";
+        server.put("api/v1/pods", pod("kube-system", sys, &id('b')));
+        let mut a = attributor(&server).await;
+        let mut t = target(sys, &id('b'));
+        assert_eq!(a.attribute(&mut t).await, Outcome::Excluded);
+        // A pod the index does not know (yet): the container id is kept, no pod.
+        let mut t = target(UID, &id('c'));
+        assert_eq!(a.attribute(&mut t).await, Outcome::Unknown);
+        assert_eq!(t.container.as_ref().unwrap().id, id('c'));
+        assert!(t.pod.is_none());
+        // Not a container cgroup at all.
+        let mut t = Target {
+            cgroup: CgroupRef {
+                path: "/kubepods/burstable".into(),
+                id: 2,
+            },
+            ..Default::default()
+        };
+        assert_eq!(a.attribute(&mut t).await, Outcome::Unknown);
+        assert!(t.container.is_none());
+    }
+}
