@@ -10,9 +10,10 @@
 pub mod config;
 pub mod identity;
 pub mod metrics;
+pub mod session;
 pub mod state;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +23,14 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::attribution::{cgroup, pods};
 use crate::capture::loader::{cgroup2_root, Capture, WatchedCgroup};
-use crate::cluster::{crd, publish::Publisher};
+use crate::cluster::publish::Publisher;
 use crate::record::Recorder;
-use crate::report::{Recording, Report, Target, WorkloadRef};
+use crate::report::Recording;
 
 pub use config::Config;
-use identity::{Attributor, Outcome};
+use identity::Attributor;
 use metrics::Metrics;
+use session::Session;
 use state::State;
 
 /// How often the ring buffer is drained without a wakeup.
@@ -36,8 +38,6 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest time between two saves of the state (observations since the last save are what a
 /// crash can lose).
 const PERSIST_MAX: Duration = Duration::from_secs(10);
-/// How long shutdown waits for a last publication.
-const SHUTDOWN_PUBLISH: Duration = Duration::from_secs(5);
 /// Where kubelet puts pods, below the cgroup2 mount, in the order tried.
 const KUBEPODS: &[&str] = &[
     "kubepods.slice",
@@ -159,7 +159,6 @@ pub async fn run(config: Config) -> Result<()> {
         std::process::id()
     );
     let state = State::open(&config.state_dir, &run_id)?;
-    let mut history = state.history.clone();
 
     let root = cgroup2_root()?;
     let kubepods = kubepods_dir(&root, config.kubepods_cgroup.as_deref())?;
@@ -190,22 +189,30 @@ pub async fn run(config: Config) -> Result<()> {
         config.selector.as_deref(),
     );
     let pod_task = tokio::spawn(pod_task);
-    let mut attributor = Attributor::new(client.clone(), pod_index.clone(), config.scope.clone());
-    let mut publisher = Publisher::new(client);
-    let mut recorder = Recorder::new(&root).with_budget(config.path_budget);
-    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let kernel = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let recording = |finished: String| Recording {
-        mode: "agent".into(),
-        command: None,
-        exit_code: None,
-        cgroup: kubepods.display().to_string(),
-        started_at: started.clone(),
-        finished_at: finished,
-        host: config.node_name.clone(),
-        kernel: kernel.clone(),
+    let mut session = Session {
+        recorder: Recorder::new(&root).with_budget(config.path_budget),
+        attributor: Attributor::new(client.clone(), pod_index.clone(), config.scope.clone()),
+        publisher: Publisher::new(client),
+        history: state.history.clone(),
+        state,
+        retired: Vec::new(),
+        gone: HashSet::new(),
+        preexisting,
+        root,
+        node: config.node_name.clone(),
+        metrics: metrics.clone(),
+        recording: Recording {
+            mode: "agent".into(),
+            command: None,
+            exit_code: None,
+            cgroup: kubepods.display().to_string(),
+            started_at: now(),
+            finished_at: String::new(),
+            host: config.node_name.clone(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        },
     };
 
     let io = |op| move |source| Error::Io { op, source };
@@ -218,134 +225,45 @@ pub async fn run(config: Config) -> Result<()> {
 
     loop {
         tokio::select! {
-            guard = events.readable_mut() => {
-                match guard {
-                    Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &mut recorder);
-                        guard.clear_ready();
-                    }
-                    Err(e) => tracing::error!(error = %e, "ring buffer poll failed"),
+            guard = events.readable_mut() => match guard {
+                Ok(mut guard) => {
+                    drain(guard.get_inner_mut(), &mut session.recorder);
+                    guard.clear_ready();
                 }
-            }
+                Err(e) => tracing::error!(error = %e, "ring buffer poll failed"),
+            },
             _ = drain_tick.tick() => {
-                drain(events.get_mut(), &mut recorder);
+                drain(events.get_mut(), &mut session.recorder);
                 metrics.beat();
                 metrics.set_pods_ready(pod_index.is_ready());
             }
             _ = tick.tick() => {
-                drain(events.get_mut(), &mut recorder);
+                drain(events.get_mut(), &mut session.recorder);
                 let publish = last_publish.elapsed() >= config.publish_interval;
-                let finished = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-                let current = observe(&capture, &mut recorder, &mut attributor, &preexisting, &metrics, recording(finished.clone())).await;
-                if let Err(e) = state.save_run(&current.targets) {
-                    tracing::error!(error = %e, "failed to save state");
-                }
-                history = reattribute(history, &mut attributor).await;
                 if publish {
                     last_publish = tokio::time::Instant::now();
-                    offer(&mut publisher, &config.node_name, &history, &current);
-                    let f = publisher.flush().await;
-                    metrics.add_published(f.published as u64, &f.errors);
-                    metrics.set_pending(publisher.pending() as u64);
                 }
+                session.tick(&capture, publish).await;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
     tracing::info!("writepath: stopping; saving and publishing");
-    drain(events.get_mut(), &mut recorder);
-    let finished = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let current = observe(
-        &capture,
-        &mut recorder,
-        &mut attributor,
-        &preexisting,
-        &metrics,
-        recording(finished),
-    )
-    .await;
-    state.save_run(&current.targets)?;
-    offer(&mut publisher, &config.node_name, &history, &current);
-    let _ = tokio::time::timeout(SHUTDOWN_PUBLISH, publisher.flush()).await;
+    drain(events.get_mut(), &mut session.recorder);
+    let result = session.shutdown(&capture).await;
     pod_task.abort();
     server.abort();
-    Ok(())
+    result
+}
+
+/// Now, RFC 3339 (seconds).
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, recorder: &mut Recorder) {
     while let Some(item) = ring.next() {
         recorder.add_record(&item);
-    }
-}
-
-/// This run's report so far, attributed; excluded namespaces and non-container cgroups left
-/// out.
-async fn observe(
-    capture: &Capture,
-    recorder: &mut Recorder,
-    attributor: &mut Attributor,
-    preexisting: &HashSet<u64>,
-    metrics: &Metrics,
-    recording: Recording,
-) -> Report {
-    match capture.dedup_hits() {
-        Ok(hits) => recorder.apply_hits(&hits),
-        Err(e) => tracing::warn!(error = %e, "failed to read dedup hits"),
-    }
-    let counters = capture.counters().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "failed to read counters");
-        Default::default()
-    });
-    let mut report = recorder.snapshot(counters, recording);
-    metrics.set_counters(&report.counters);
-    let mut kept = Vec::new();
-    let (mut containers, mut unknown) = (0, 0);
-    for mut t in std::mem::take(&mut report.targets) {
-        t.partial = preexisting.contains(&t.cgroup.id);
-        match attributor.attribute(&mut t).await {
-            Outcome::Excluded => continue,
-            Outcome::Unknown if t.container.is_none() => continue,
-            Outcome::Unknown => unknown += 1,
-            Outcome::Attributed => {}
-        }
-        containers += 1;
-        kept.push(t);
-    }
-    metrics.set_targets(containers, unknown);
-    report.targets = kept;
-    report
-}
-
-/// Gives earlier runs' targets that are still unattributed another chance.
-async fn reattribute(history: Vec<Target>, attributor: &mut Attributor) -> Vec<Target> {
-    let mut out = Vec::with_capacity(history.len());
-    for mut t in history {
-        if t.workload.is_none() && attributor.attribute(&mut t).await == Outcome::Excluded {
-            continue;
-        }
-        out.push(t);
-    }
-    out
-}
-
-/// Queues one object per workload: earlier runs' and this run's targets merged.
-fn offer(publisher: &mut Publisher, node: &str, history: &[Target], current: &Report) {
-    let merged = state::merge_targets(history.to_vec(), current.targets.clone());
-    let mut by_workload: BTreeMap<WorkloadRef, Vec<Target>> = BTreeMap::new();
-    for t in merged {
-        if let Some(w) = t.workload.clone() {
-            by_workload.entry(w).or_default().push(t);
-        }
-    }
-    for (workload, targets) in by_workload {
-        let report = Report {
-            version: current.version,
-            tool: current.tool.clone(),
-            recording: current.recording.clone(),
-            counters: current.counters.clone(),
-            targets,
-        };
-        publisher.offer(crd::build(&workload, node, report));
     }
 }

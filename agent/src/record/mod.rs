@@ -299,6 +299,14 @@ impl Recorder {
         self.targets.values().map(|t| t.writes.len()).sum()
     }
 
+    /// Forgets a target and its dedup bookkeeping (the agent calls it once a container's cgroup
+    /// is gone and its evidence has been taken from a [`Self::snapshot`]), so a long-running
+    /// recorder holds only live targets. A later record of the same cgroup starts it afresh.
+    pub fn remove_target(&mut self, id: u64) {
+        self.targets.remove(&id);
+        self.keys.retain(|_, k| k.cgroup != id);
+    }
+
     /// Builds the report.
     pub fn finish(self, counters: Counters, recording: Recording) -> Report {
         self.snapshot(counters, recording)
