@@ -47,6 +47,10 @@ struct Agent {
 
 impl Agent {
     fn start(kubeconfig: &Path, state: &Path, kubepods: &Path) -> Agent {
+        Agent::start_with(kubeconfig, state, kubepods, "1s")
+    }
+
+    fn start_with(kubeconfig: &Path, state: &Path, kubepods: &Path, interval: &str) -> Agent {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -54,7 +58,7 @@ impl Agent {
             .port();
         let metrics = format!("127.0.0.1:{port}");
         let child = Command::new(writepath_bin())
-            .args(["agent", "--node-name", NODE, "--publish-interval", "1s"])
+            .args(["agent", "--node-name", NODE, "--publish-interval", interval])
             .arg("--state-dir")
             .arg(state)
             .arg("--kubepods-cgroup")

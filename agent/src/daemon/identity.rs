@@ -278,6 +278,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn job_pods_belong_to_their_cronjob() {
+        let server = TestServer::start().await;
+        let uid = "22222222-3333-4444-5555-666666666666";
+        let mut p = pod("ops", uid, &id('e'));
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job",
+            "name": "backup-29001234", "uid": "j", "controller": true}]);
+        server.put("api/v1/pods", p);
+        server.put(
+            "apis/batch/v1/jobs",
+            json!({"metadata": {"name": "backup-29001234", "namespace": "ops",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "backup", "uid": "c", "controller": true}]}}),
+        );
+        let mut a = attributor(&server).await;
+        let mut t = target(uid, &id('e'));
+        assert_eq!(a.attribute(&mut t).await, Outcome::Attributed);
+        let w = t.workload.unwrap();
+        assert_eq!(
+            (w.kind.as_str(), w.namespace.as_str(), w.name.as_str()),
+            ("CronJob", "ops", "backup")
+        );
+        assert!(server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /apis/batch/v1/namespaces/ops/jobs/backup-29001234")));
+    }
+
+    #[tokio::test]
     async fn excluded_and_unknown() {
         let server = TestServer::start().await;
         let sys = "11111111-2222-3333-4444-555555555555";
