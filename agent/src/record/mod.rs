@@ -534,4 +534,65 @@ mod tests {
         assert_eq!(result_name(-13), "EACCES");
         assert_eq!(result_name(-4000), "E4000");
     }
+
+    fn write(cgroup: u64, path: &str, ktime_ns: u64) -> FileWrite {
+        let mut key = DedupKey::default();
+        key.cgroup_id = cgroup;
+        key.path_hash = path.len() as u64;
+        FileWrite {
+            header: agent_common::WriteEvent {
+                kind: agent_common::EventKind::Write as u32,
+                flags: 0,
+                key,
+                ret: 0,
+                ktime_ns,
+                // A pid that does not exist: nothing is read through /proc.
+                pid_tgid: 4_100_000 << 32,
+                mnt_ns: 0,
+                raw_flags: 0o1 | O_CREAT,
+                dirfd: -100,
+                dirfd2: -100,
+                uid: 0,
+                op: Op::Open as u32,
+                path_len: path.len() as u16,
+                base_len: 0,
+                path2_len: 0,
+                base2_len: 0,
+                comm: *b"app\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
+            op: Op::Open,
+            path: path.as_bytes().to_vec(),
+            base: None,
+            path2: None,
+            base2: None,
+        }
+    }
+
+    #[test]
+    fn snapshots_keep_recording_and_targets_can_be_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Recorder::new(root.path());
+        r.add(&write(7, "/tmp/a", 1));
+        r.add(&write(8, "/run/b", 2));
+        let first = r.snapshot(Counters::default(), Recording::default());
+        assert_eq!(first.targets.len(), 2);
+        // The recorder goes on after a snapshot.
+        r.add(&write(7, "/tmp/a", 3));
+        let second = r.snapshot(Counters::default(), Recording::default());
+        let t7 = second.targets.iter().find(|t| t.cgroup.id == 7).unwrap();
+        assert_eq!(t7.writes[0].count, 2);
+        // Removing a target forgets it and its dedup bookkeeping.
+        r.remove_target(7);
+        r.apply_hits(&[(
+            write(7, "/tmp/a", 0).header.key,
+            DedupValue {
+                hits: 5,
+                ..Default::default()
+            },
+        )]);
+        let third = r.finish(Counters::default(), Recording::default());
+        assert_eq!(third.targets.len(), 1);
+        assert_eq!(third.targets[0].cgroup.id, 8);
+        assert_eq!(third.targets[0].writes[0].count, 1);
+    }
 }
