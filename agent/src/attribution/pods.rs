@@ -386,4 +386,42 @@ mod api_tests {
         );
         task.abort();
     }
+
+    /// A bookmark carries the resourceVersion of changes the watch filtered out; after a
+    /// dropped watch the watcher resumes from it (no relist, no replay).
+    #[tokio::test]
+    async fn bookmarks_move_the_resume_point() {
+        let server = TestServer::start().await;
+        server.put(PODS, pod("web-1", "u1", "node-1", &"a".repeat(64)));
+        let (index, task) = watch(server.client(), "node-1", None);
+        let task = tokio::spawn(task);
+        tokio::time::timeout(Duration::from_secs(10), index.wait_ready())
+            .await
+            .expect("initial list");
+        // Changes on another node: invisible to this watch, except through bookmarks.
+        server.put(PODS, pod("x", "u8", "node-2", &"8".repeat(64)));
+        let latest = server.put(PODS, pod("y", "u9", "node-2", &"9".repeat(64)));
+        let rv = latest["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let before = server.requests().len();
+        server.drop_watches();
+        let resumed = format!("resourceVersion={rv}");
+        eventually("a watch resumed from the bookmark", || {
+            server.requests()[before..]
+                .iter()
+                .any(|r| r.contains("watch=true") && r.contains(&resumed))
+        })
+        .await;
+        assert!(
+            !server.requests()[before..]
+                .iter()
+                .any(|r| r.starts_with("GET /api/v1/pods?") && !r.contains("watch=true")),
+            "no relist after a dropped watch: {:#?}",
+            &server.requests()[before..]
+        );
+        task.abort();
+    }
 }
