@@ -173,6 +173,7 @@ impl Session {
             }
         }
         for (workload, targets) in by_workload {
+            let targets = per_container(targets);
             let report = Report {
                 version: current.version,
                 tool: current.tool.clone(),
@@ -186,6 +187,77 @@ impl Session {
     }
 }
 
+/// One target per container name (and kind) of the workload: every instance of a container
+/// (restarts, replicas on this node, CronJob runs) merged, so an object's size follows the
+/// pod spec, not the pod churn. The suggestion engine merges the same way.
+pub fn per_container(targets: Vec<Target>) -> Vec<Target> {
+    let mut by_name: BTreeMap<(String, String), Target> = BTreeMap::new();
+    for t in targets {
+        let c = t.container.as_ref();
+        let key = match c.and_then(|c| c.name.clone()) {
+            Some(name) => (name, c.and_then(|c| c.kind.clone()).unwrap_or_default()),
+            None => (String::new(), format!("{}:{}", t.cgroup.id, t.cgroup.path)),
+        };
+        match by_name.get_mut(&key) {
+            Some(into) => state::merge_target(into, t),
+            None => {
+                by_name.insert(key, t);
+            }
+        }
+    }
+    by_name.into_values().collect()
+}
+
 fn cgroup_exists(root: &Path, c: &CgroupRef) -> bool {
     !c.path.is_empty() && root.join(c.path.trim_start_matches('/')).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ContainerRef, Write};
+
+    fn instance(id: &str, name: &str, path: &str) -> Target {
+        Target {
+            container: Some(ContainerRef {
+                id: id.into(),
+                runtime: "containerd".into(),
+                name: Some(name.into()),
+                kind: Some("container".into()),
+            }),
+            writes: vec![Write {
+                path: path.into(),
+                count: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn instances_of_a_container_merge() {
+        let mut runs: Vec<Target> = (0..50)
+            .map(|i| instance(&format!("id{i}"), "job", "/tmp/out"))
+            .collect();
+        runs.push(instance("s1", "sidecar", "/run/s.sock"));
+        let mut first = instance("p1", "job", "/var/cache/x");
+        first.partial = true;
+        runs.push(first);
+        let merged = per_container(runs);
+        assert_eq!(merged.len(), 2);
+        let job = merged
+            .iter()
+            .find(|t| t.container.as_ref().unwrap().name.as_deref() == Some("job"))
+            .unwrap();
+        assert_eq!(job.writes.len(), 2);
+        assert_eq!(
+            job.writes
+                .iter()
+                .find(|w| w.path == "/tmp/out".into())
+                .unwrap()
+                .count,
+            50
+        );
+        assert!(job.partial);
+    }
 }

@@ -195,7 +195,9 @@ pub fn merge_targets(a: Vec<Target>, b: Vec<Target>) -> Vec<Target> {
     by_key.into_values().collect()
 }
 
-fn merge_target(into: &mut Target, t: Target) {
+/// Adds `t`'s evidence to `into` (writes by path, mounts, directories, symlinks; identity
+/// filled in where `into` has none).
+pub fn merge_target(into: &mut Target, t: Target) {
     into.partial |= t.partial;
     if into.container.is_none() {
         into.container = t.container;
