@@ -140,7 +140,10 @@ impl Session {
             } else if self.gone.contains(&t.cgroup.id) {
                 self.recorder.remove_target(t.cgroup.id);
                 tracing::debug!(cgroup = %t.cgroup.path, "container gone; retired");
-                self.retired = state::merge_targets(std::mem::take(&mut self.retired), vec![t]);
+                self.retired = state::compact(state::merge_targets(
+                    std::mem::take(&mut self.retired),
+                    vec![t],
+                ));
             } else {
                 still_gone.insert(t.cgroup.id);
                 live.push(t);

@@ -99,6 +99,7 @@ impl State {
             }
         }
         if merged_any {
+            history.targets = compact(std::mem::take(&mut history.targets));
             history.version = STATE_VERSION;
             write(&history_path, &history)?;
         }
@@ -193,6 +194,40 @@ pub fn merge_targets(a: Vec<Target>, b: Vec<Target>) -> Vec<Target> {
         }
     }
     by_key.into_values().collect()
+}
+
+/// Merges the instances of one container of one workload (restarts, replicas, CronJob runs)
+/// into one target, so the history grows with the workloads' pod specs, not with pod churn.
+/// Targets without a workload or a container name are kept as they are.
+pub fn compact(targets: Vec<Target>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    let mut index: BTreeMap<(crate::report::WorkloadRef, String, String), usize> = BTreeMap::new();
+    for t in targets {
+        let key = match (
+            &t.workload,
+            t.container.as_ref().and_then(|c| c.name.clone()),
+        ) {
+            (Some(w), Some(name)) => Some((
+                w.clone(),
+                name,
+                t.container
+                    .as_ref()
+                    .and_then(|c| c.kind.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        };
+        match key.as_ref().and_then(|k| index.get(k)) {
+            Some(&i) => merge_target(&mut out[i], t),
+            None => {
+                if let Some(k) = key {
+                    index.insert(k, out.len());
+                }
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// Adds `t`'s evidence to `into` (writes by path, mounts, directories, symlinks; identity
@@ -311,6 +346,31 @@ mod tests {
         let s3 = State::open(dir.path(), "3").unwrap();
         assert_eq!(s3.history[0].writes[0].count, 2);
         assert!(!run.exists());
+    }
+
+    #[test]
+    fn history_compacts_instances_of_a_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = crate::report::WorkloadRef {
+            kind: "CronJob".into(),
+            namespace: "ops".into(),
+            name: "backup".into(),
+        };
+        let runs: Vec<Target> = (0..20)
+            .map(|i| {
+                let mut t = target(&format!("id{i}"), "/tmp/dump", 1);
+                t.workload = Some(w.clone());
+                t.container.as_mut().unwrap().name = Some("backup".into());
+                t
+            })
+            .collect();
+        State::open(dir.path(), "1")
+            .unwrap()
+            .save_run(&runs)
+            .unwrap();
+        let s = State::open(dir.path(), "2").unwrap();
+        assert_eq!(s.history.len(), 1);
+        assert_eq!(s.history[0].writes[0].count, 20);
     }
 
     #[test]
