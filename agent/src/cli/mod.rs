@@ -52,9 +52,9 @@ pub enum Output {
 pub enum Command {
     /// Record the writes of a command, or of an existing cgroup.
     Record(record::Args),
-    /// Suggest volumes from one or more reports.
+    /// Suggest volumes from report files, or from the agents' reports in the cluster.
     Suggest(suggest::Args),
-    /// Render the suggestions as a manifest change.
+    /// Render the suggestions as a manifest change (reports from files or the cluster).
     Patch(patch::Args),
     /// Print an admission policy that requires readOnlyRootFilesystem.
     Policy(policy::Args),

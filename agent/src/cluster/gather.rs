@@ -315,6 +315,21 @@ mod tests {
         assert_eq!(e.metric_label(), "list");
     }
 
+    /// The TLS stack is configured (a crypto provider is built in): an https client is made and
+    /// fails with a connection error, not a panic. Real clusters are always https.
+    #[tokio::test]
+    async fn https_client_builds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let config = kube::Config::new(format!("https://127.0.0.1:{port}").parse().unwrap());
+        let client = kube::Client::try_from(config).expect("https client");
+        let e = gather(&client, Some("shop"), None, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.metric_label(), "list", "{e}");
+    }
+
     #[tokio::test]
     async fn live_workload_as_manifest() {
         let server = TestServer::start().await;
