@@ -137,6 +137,11 @@ impl Session {
         for t in std::mem::take(&mut current.targets) {
             if exists(&t.cgroup) {
                 live.push(t);
+            } else if self.gone.contains(&t.cgroup.id) && t.workload.is_none() {
+                // Never matched to a pod in scope (a selector left it out, or the pod was never
+                // seen): nothing it wrote can be published.
+                self.recorder.remove_target(t.cgroup.id);
+                tracing::info!(cgroup = %t.cgroup.path, writes = t.writes.len(), "unattributed container gone; dropped");
             } else if self.gone.contains(&t.cgroup.id) {
                 self.recorder.remove_target(t.cgroup.id);
                 tracing::debug!(cgroup = %t.cgroup.path, "container gone; retired");
