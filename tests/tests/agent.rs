@@ -25,6 +25,18 @@ fn container_id(n: u8) -> String {
 }
 
 fn pod(ids: &[(&str, String)]) -> Value {
+    pod_with_init(ids, &[])
+}
+
+fn pod_with_init(ids: &[(&str, String)], init: &[(&str, String)]) -> Value {
+    let statuses = |list: &[(&str, String)]| -> Vec<Value> {
+        list.iter()
+            .map(|(name, id)| {
+                json!({"name": name, "containerID": format!("containerd://{id}"), "image": "busybox",
+                       "imageID": "", "ready": true, "restartCount": 0})
+            })
+            .collect()
+    };
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web-7d4b9c-abcde", "namespace": "shop", "uid": UID,
@@ -33,10 +45,10 @@ fn pod(ids: &[(&str, String)]) -> Value {
                 "uid": "rs-uid", "controller": true}]},
         "spec": {"nodeName": NODE, "containers": ids.iter().map(|(name, _)| json!({
             "name": name, "image": "busybox",
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}]})).collect::<Vec<_>>()},
-        "status": {"containerStatuses": ids.iter().map(|(name, id)| json!({
-            "name": name, "containerID": format!("containerd://{id}"), "image": "busybox",
-            "imageID": "", "ready": true, "restartCount": 0})).collect::<Vec<_>>()}
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]})).collect::<Vec<_>>(),
+            "initContainers": init.iter().map(|(name, _)| json!({"name": name, "image": "busybox"}))
+                .collect::<Vec<_>>()},
+        "status": {"containerStatuses": statuses(ids), "initContainerStatuses": statuses(init)}
     })
 }
 
