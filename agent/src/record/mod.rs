@@ -536,9 +536,11 @@ mod tests {
     }
 
     fn write(cgroup: u64, path: &str, ktime_ns: u64) -> FileWrite {
-        let mut key = DedupKey::default();
-        key.cgroup_id = cgroup;
-        key.path_hash = path.len() as u64;
+        let key = DedupKey {
+            cgroup_id: cgroup,
+            path_hash: path.len() as u64,
+            ..Default::default()
+        };
         FileWrite {
             header: agent_common::WriteEvent {
                 kind: agent_common::EventKind::Write as u32,
