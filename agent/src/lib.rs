@@ -6,8 +6,11 @@
 //! aggregates them per target into a [`report::Report`]; the suggestion engine and the patch
 //! renderer read reports.
 
+pub mod attribution;
 pub mod capture;
 pub mod cli;
+pub mod cluster;
+pub mod daemon;
 pub mod decode;
 pub mod fsutil;
 pub mod patch;

@@ -15,7 +15,7 @@ use crate::path::RawPath;
 pub const REPORT_VERSION: u32 = 1;
 
 /// A whole report.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     /// Format version, [`REPORT_VERSION`].
     pub version: u32,
@@ -202,7 +202,8 @@ pub struct WorkloadRef {
 pub struct Mount {
     /// Mount point as the target sees it.
     pub mount_point: RawPath,
-    /// Filesystem type (overlay, tmpfs, proc, …).
+    /// Filesystem type (overlay, tmpfs, proc, …); `pod-spec-volume` for a mount the agent took
+    /// from the pod spec's `volumeMounts` (then `source` is `volume:<name>`).
     pub fs_type: String,
     /// Mount source.
     #[serde(default)]

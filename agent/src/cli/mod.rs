@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod agent;
+pub mod cluster;
 pub mod patch;
 pub mod policy;
 pub mod record;
@@ -50,12 +52,15 @@ pub enum Output {
 pub enum Command {
     /// Record the writes of a command, or of an existing cgroup.
     Record(record::Args),
-    /// Suggest volumes from one or more reports.
+    /// Suggest volumes from report files, or from the agents' reports in the cluster.
     Suggest(suggest::Args),
-    /// Render the suggestions as a manifest change.
+    /// Render the suggestions as a manifest change (reports from files or the cluster).
     Patch(patch::Args),
     /// Print an admission policy that requires readOnlyRootFilesystem.
     Policy(policy::Args),
+    /// Run the node agent (the DaemonSet daemon): record every pod of this node, publish
+    /// WritePathReports.
+    Agent(agent::Args),
 }
 
 impl Command {
@@ -66,6 +71,7 @@ impl Command {
             Command::Suggest(args) => suggest::run(args),
             Command::Patch(args) => patch::run(args),
             Command::Policy(args) => policy::run(args),
+            Command::Agent(args) => agent::run(args),
         }
     }
 }

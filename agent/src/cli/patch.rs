@@ -14,7 +14,10 @@ use crate::suggest::Suggestions;
 
 /// Arguments of `writepath patch`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["report", "suggestions"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["report", "suggestions", "workload"])))]
+#[command(
+    after_help = "Examples:\n  writepath patch --report app.json -f deploy.yaml\n  writepath patch -n shop deploy/web --format strategic    (the agents' reports and the live object)"
+)]
 pub struct Args {
     /// Recorded report(s) to compute the suggestions from (repeatable).
     #[arg(long, value_name = "FILE", num_args = 1..)]
@@ -22,9 +25,22 @@ pub struct Args {
     /// A suggestions document (JSON or YAML, as `writepath suggest -o json` prints).
     #[arg(long, value_name = "FILE")]
     pub suggestions: Option<PathBuf>,
-    /// The manifest to patch (multi-document YAML; `-` reads standard input).
-    #[arg(short = 'f', long = "filename", value_name = "MANIFEST")]
-    pub filename: PathBuf,
+    /// In the cluster: the workload whose agents' reports give the suggestions
+    /// (`deploy/web`, …); without -f its live object is the manifest.
+    #[arg(value_name = "KIND/NAME", conflicts_with_all = ["report", "suggestions"])]
+    pub workload: Option<String>,
+    /// In the cluster: the workload's namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, value_name = "NS", requires = "workload")]
+    pub namespace: Option<String>,
+    /// The manifest to patch (multi-document YAML; `-` reads standard input). Required with
+    /// --report and --suggestions.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "MANIFEST",
+        required_unless_present = "workload"
+    )]
+    pub filename: Option<PathBuf>,
     /// Only patch this container.
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
@@ -70,7 +86,17 @@ impl From<PatchFormat> for Format {
 
 /// Runs `writepath patch`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stdin = args.filename.as_os_str() == "-";
+    let selection = super::cluster::Selection {
+        namespace: args.namespace.clone(),
+        all_namespaces: false,
+        workload: args.workload.clone(),
+    };
+    let filename = args.filename.clone().unwrap_or_default();
+    let live = args.filename.is_none();
+    let stdin = filename.as_os_str() == "-";
+    if args.in_place && live {
+        anyhow::bail!("--in-place needs a manifest file (-f)");
+    }
     if args.in_place && args.format != PatchFormat::Manifest {
         anyhow::bail!("--in-place only works with --format manifest");
     }
@@ -78,15 +104,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--in-place needs a manifest file, not standard input");
     }
     let suggestions = load_suggestions(&args)?;
-    let (origin, text) = if stdin {
+    let (origin, text) = if live {
+        let workload =
+            crate::cluster::gather::parse_workload(args.workload.as_deref().unwrap_or(""))?;
+        let text = super::cluster::manifest(&selection, &workload)?;
+        (format!("{} {}", workload.kind, workload.name), text)
+    } else if stdin {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .context("failed to read the manifest from standard input")?;
         ("<stdin>".to_string(), text)
     } else {
-        let origin = args.filename.display().to_string();
-        let text = std::fs::read_to_string(&args.filename)
+        let origin = filename.display().to_string();
+        let text = std::fs::read_to_string(&filename)
             .with_context(|| format!("failed to read manifest {origin}"))?;
         (origin, text)
     };
@@ -110,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.in_place {
         if patched.text != text {
-            crate::fsutil::write_atomic(&args.filename, patched.text.as_bytes())
+            crate::fsutil::write_atomic(&filename, patched.text.as_bytes())
                 .with_context(|| format!("failed to write manifest {origin}"))?;
         }
         eprintln!(
@@ -130,6 +161,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn load_suggestions(args: &Args) -> anyhow::Result<Suggestions> {
     if let Some(path) = &args.suggestions {
         return read_suggestions(path);
+    }
+    if args.workload.is_some() {
+        let reports = super::cluster::reports(&super::cluster::Selection {
+            namespace: args.namespace.clone(),
+            all_namespaces: false,
+            workload: args.workload.clone(),
+        })?;
+        return Ok(crate::suggest::suggest(&reports));
     }
     let reports = crate::suggest::load_reports(&args.report)?;
     Ok(crate::suggest::suggest(&reports))

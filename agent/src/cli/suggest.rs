@@ -11,10 +11,23 @@ use crate::suggest::{self, Suggestions};
 
 /// Arguments of `writepath suggest`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  writepath suggest --report app.json\n  writepath suggest -n shop deploy/web    (the agents' reports, kubeconfig as kubectl)"
+)]
 pub struct Args {
     /// Report written by `writepath record`; repeat to merge several (runs, replicas, nodes).
-    #[arg(long = "report", value_name = "FILE", required = true)]
+    /// Without it, the agents' WritePathReports are read from the cluster.
+    #[arg(long = "report", value_name = "FILE")]
     pub reports: Vec<PathBuf>,
+    /// In the cluster: only this workload (`deploy/web`, `sts/db`, `cronjob/backup`, …).
+    #[arg(value_name = "KIND/NAME", conflicts_with = "reports")]
+    pub workload: Option<String>,
+    /// In the cluster: the namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, value_name = "NS", conflicts_with = "reports")]
+    pub namespace: Option<String>,
+    /// In the cluster: every namespace.
+    #[arg(short = 'A', long, conflicts_with_all = ["reports", "namespace", "workload"])]
+    pub all_namespaces: bool,
     /// Output format: a table for people, JSON or YAML for tools.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -22,7 +35,15 @@ pub struct Args {
 
 /// Runs `writepath suggest`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reports = suggest::load_reports(&args.reports)?;
+    let reports = if args.reports.is_empty() {
+        super::cluster::reports(&super::cluster::Selection {
+            namespace: args.namespace.clone(),
+            all_namespaces: args.all_namespaces,
+            workload: args.workload.clone(),
+        })?
+    } else {
+        suggest::load_reports(&args.reports)?
+    };
     let suggestions = suggest::suggest(&reports);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

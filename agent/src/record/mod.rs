@@ -300,40 +300,54 @@ impl Recorder {
         self.targets.values().map(|t| t.writes.len()).sum()
     }
 
+    /// Forgets a target and its dedup bookkeeping (the agent calls it once a container's cgroup
+    /// is gone and its evidence has been taken from a [`Self::snapshot`]), so a long-running
+    /// recorder holds only live targets. A later record of the same cgroup starts it afresh.
+    pub fn remove_target(&mut self, id: u64) {
+        self.targets.remove(&id);
+        self.keys.retain(|_, k| k.cgroup != id);
+    }
+
     /// Builds the report.
-    pub fn finish(self, mut counters: Counters, recording: Recording) -> Report {
+    pub fn finish(self, counters: Counters, recording: Recording) -> Report {
+        self.snapshot(counters, recording)
+    }
+
+    /// Builds the report of everything recorded so far, keeping the recorder going (the agent
+    /// publishes and persists snapshots while it records).
+    pub fn snapshot(&self, mut counters: Counters, recording: Recording) -> Report {
         counters.decode_errors = self.decode_errors;
         counters.collapsed = self.collapsed;
         counters.runtime_setup = self.runtime_setup;
         let clock = self.clock;
         let targets = self
             .targets
-            .into_values()
+            .values()
             .map(|t| {
                 let directories = resolve::directory_contents(t.root.as_ref(), &t.writes);
                 let symlinks = resolve::symlinks(t.root.as_ref(), &t.writes);
                 let sizes = resolve::sizes(t.root.as_ref(), &t.writes);
                 let mut writes: Vec<Write> = t
                     .writes
-                    .into_iter()
+                    .iter()
                     .map(|(path, s)| Write {
-                        size: sizes.get(&path).copied(),
-                        mount: mounts::landing(&t.mounts, &path).map(|m| m.mount_point.clone()),
-                        path,
-                        ops: s.ops.into_iter().collect(),
+                        size: sizes.get(path).copied(),
+                        mount: mounts::landing(&t.mounts, path).map(|m| m.mount_point.clone()),
+                        path: path.clone(),
+                        ops: s.ops.iter().copied().collect(),
                         count: s.count,
-                        results: s.results,
+                        results: s.results.clone(),
                         first_seen: clock.rfc3339(s.first_ns),
                         last_seen: clock.rfc3339(s.last_ns),
-                        related: s.related.into_iter().collect(),
-                        processes: s.processes.into_iter().collect(),
-                        issues: s.issues.into_iter().collect(),
+                        related: s.related.iter().cloned().collect(),
+                        processes: s.processes.iter().cloned().collect(),
+                        issues: s.issues.iter().cloned().collect(),
                     })
                     .collect();
                 writes.sort_by(|a, b| a.path.cmp(&b.path));
                 Target {
-                    cgroup: t.cgroup,
-                    mounts: t.mounts,
+                    cgroup: t.cgroup.clone(),
+                    mounts: t.mounts.clone(),
                     writes,
                     directories,
                     symlinks,
@@ -520,5 +534,68 @@ mod tests {
         assert_eq!(result_name(-30), "EROFS");
         assert_eq!(result_name(-13), "EACCES");
         assert_eq!(result_name(-4000), "E4000");
+    }
+
+    fn write(cgroup: u64, path: &str, ktime_ns: u64) -> FileWrite {
+        let key = DedupKey {
+            cgroup_id: cgroup,
+            path_hash: path.len() as u64,
+            ..Default::default()
+        };
+        FileWrite {
+            header: agent_common::WriteEvent {
+                kind: agent_common::EventKind::Write as u32,
+                flags: 0,
+                key,
+                ret: 0,
+                ktime_ns,
+                // A pid that does not exist: nothing is read through /proc.
+                pid_tgid: 4_100_000 << 32,
+                mnt_ns: 0,
+                raw_flags: 0o1 | O_CREAT,
+                dirfd: -100,
+                dirfd2: -100,
+                uid: 0,
+                op: Op::Open as u32,
+                path_len: path.len() as u16,
+                base_len: 0,
+                path2_len: 0,
+                base2_len: 0,
+                comm: *b"app\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
+            op: Op::Open,
+            path: path.as_bytes().to_vec(),
+            base: None,
+            path2: None,
+            base2: None,
+        }
+    }
+
+    #[test]
+    fn snapshots_keep_recording_and_targets_can_be_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Recorder::new(root.path());
+        r.add(&write(7, "/tmp/a", 1));
+        r.add(&write(8, "/run/b", 2));
+        let first = r.snapshot(Counters::default(), Recording::default());
+        assert_eq!(first.targets.len(), 2);
+        // The recorder goes on after a snapshot.
+        r.add(&write(7, "/tmp/a", 3));
+        let second = r.snapshot(Counters::default(), Recording::default());
+        let t7 = second.targets.iter().find(|t| t.cgroup.id == 7).unwrap();
+        assert_eq!(t7.writes[0].count, 2);
+        // Removing a target forgets it and its dedup bookkeeping.
+        r.remove_target(7);
+        r.apply_hits(&[(
+            write(7, "/tmp/a", 0).header.key,
+            DedupValue {
+                hits: 5,
+                ..Default::default()
+            },
+        )]);
+        let third = r.finish(Counters::default(), Recording::default());
+        assert_eq!(third.targets.len(), 1);
+        assert_eq!(third.targets[0].cgroup.id, 8);
+        assert_eq!(third.targets[0].writes[0].count, 1);
     }
 }

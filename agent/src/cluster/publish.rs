@@ -1,0 +1,362 @@
+//! The agent's publisher: keeps one `WritePathReport` per workload and node up to date in the
+//! API. Objects whose content changed are queued; [`Publisher::flush`] creates or replaces
+//! them, re-reading on 409 conflicts, and keeps failed ones queued with exponential backoff
+//! (the latest content wins, nothing is dropped while the API is away).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::PostParams;
+use kube::Api;
+use tokio::time::Instant;
+
+use super::crd::WritePathReport;
+
+/// First retry delay after a failure.
+pub const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Conflicts retried in one attempt before giving up until the next one.
+const CONFLICT_RETRIES: usize = 5;
+/// Field manager name in the objects' managedFields.
+pub const FIELD_MANAGER: &str = "writepath-agent";
+
+/// Errors publishing one object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused or failed the request.
+    #[error("failed to publish {namespace}/{name}")]
+    Api {
+        /// Namespace.
+        namespace: String,
+        /// Object name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Every attempt met a newer version written by someone else.
+    #[error(
+        "failed to publish {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} tries"
+    )]
+    Conflict {
+        /// Namespace.
+        namespace: String,
+        /// Object name.
+        name: String,
+    },
+}
+
+impl Error {
+    /// A short label for the publish-errors metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Api {
+                source: kube::Error::Api(e),
+                ..
+            } if e.code >= 500 => "server",
+            Error::Api {
+                source: kube::Error::Api(e),
+                ..
+            } if e.code == 403 || e.code == 401 => "forbidden",
+            Error::Api {
+                source: kube::Error::Api(_),
+                ..
+            } => "rejected",
+            Error::Api { .. } => "transport",
+            Error::Conflict { .. } => "conflict",
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+struct Pending {
+    object: WritePathReport,
+    attempts: u32,
+    next_try: Instant,
+}
+
+/// Queue and state of published objects.
+pub struct Publisher {
+    client: kube::Client,
+    pending: BTreeMap<(String, String), Pending>,
+    /// The spec last published per object (no republish when nothing changed).
+    published: BTreeMap<(String, String), serde_json::Value>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Objects written.
+    pub published: usize,
+    /// Failures, by metric label.
+    pub errors: Vec<&'static str>,
+}
+
+impl Publisher {
+    /// A publisher using `client`.
+    pub fn new(client: kube::Client) -> Publisher {
+        Publisher {
+            client,
+            pending: BTreeMap::new(),
+            published: BTreeMap::new(),
+        }
+    }
+
+    /// Queues `object` when its content differs from what was last published (the report's
+    /// `finished_at` alone is not a change). A queued older version is replaced.
+    pub fn offer(&mut self, object: WritePathReport) {
+        let key = key(&object);
+        let content = comparable(&object);
+        if self.published.get(&key) == Some(&content) {
+            self.pending.remove(&key);
+            return;
+        }
+        match self.pending.get_mut(&key) {
+            Some(p) => p.object = object,
+            None => {
+                self.pending.insert(
+                    key,
+                    Pending {
+                        object,
+                        attempts: 0,
+                        next_try: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Objects waiting to be published.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Publishes every queued object whose retry time has come.
+    pub async fn flush(&mut self) -> Flushed {
+        let mut done = Flushed::default();
+        let now = Instant::now();
+        let due: Vec<(String, String)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.next_try <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let Some(p) = self.pending.get_mut(&key) else {
+                continue;
+            };
+            match put(&self.client, &p.object).await {
+                Ok(()) => {
+                    let content = comparable(&p.object);
+                    self.pending.remove(&key);
+                    self.published.insert(key, content);
+                    done.published += 1;
+                }
+                Err(e) => {
+                    p.attempts += 1;
+                    let delay = BACKOFF_START
+                        .saturating_mul(2u32.saturating_pow(p.attempts.saturating_sub(1)))
+                        .min(BACKOFF_MAX);
+                    p.next_try = Instant::now() + delay;
+                    tracing::warn!(error = %e, cause = %error_chain(&e), retry_in = ?delay, "publish failed");
+                    done.errors.push(e.metric_label());
+                }
+            }
+        }
+        done
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = String::new();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn key(o: &WritePathReport) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn comparable(o: &WritePathReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(&o.spec).unwrap_or_default();
+    if let Some(r) = v.pointer_mut("/report/recording") {
+        r["finished_at"] = serde_json::Value::Null;
+    }
+    v
+}
+
+/// Creates or replaces the object: create when absent; replace with the current
+/// resourceVersion when present; on 409 (created meanwhile, or replaced by someone else) read
+/// again and retry.
+pub async fn put(client: &kube::Client, object: &WritePathReport) -> Result<()> {
+    let (namespace, name) = key(object);
+    let api: Api<WritePathReport> = Api::namespaced(client.clone(), &namespace);
+    let pp = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let err = |source| Error::Api {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    };
+    for _ in 0..CONFLICT_RETRIES {
+        let current = api.get_opt(&name).await.map_err(err)?;
+        let result = match current {
+            None => {
+                let mut o = object.clone();
+                o.metadata.resource_version = None;
+                api.create(&pp, &o).await.map(|_| ())
+            }
+            Some(current) => {
+                let mut o = object.clone();
+                o.metadata.resource_version = current.metadata.resource_version;
+                api.replace(&name, &pp, &o).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                tracing::debug!(namespace = %namespace, name = %name, "conflict; reading again");
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(Error::Conflict { namespace, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::cluster::crd;
+    use crate::cluster::testserver::TestServer;
+    use crate::report::{Report, Target, WorkloadRef, Write};
+
+    const COLLECTION: &str = "apis/writepath.dev/v1alpha1/writepathreports";
+
+    fn object(paths: &[&str]) -> WritePathReport {
+        let w = WorkloadRef {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        let report = Report {
+            version: 1,
+            targets: vec![Target {
+                workload: Some(w.clone()),
+                writes: paths
+                    .iter()
+                    .map(|p| Write {
+                        path: (*p).into(),
+                        count: 1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        crd::build(&w, "node-1", report)
+    }
+
+    fn stored_paths(server: &TestServer) -> Vec<String> {
+        let v = server
+            .get(COLLECTION, "shop", "deployment-web-node-1")
+            .expect("published");
+        v["spec"]["report"]["targets"][0]["writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn creates_then_replaces_and_skips_unchanged() {
+        let server = TestServer::start().await;
+        let mut p = Publisher::new(server.client());
+        p.offer(object(&["/tmp/a"]));
+        assert_eq!(
+            p.flush().await,
+            Flushed {
+                published: 1,
+                errors: vec![]
+            }
+        );
+        assert_eq!(stored_paths(&server), ["/tmp/a"]);
+        let v = server
+            .get(COLLECTION, "shop", "deployment-web-node-1")
+            .unwrap();
+        assert_eq!(v["metadata"]["labels"][crd::LABEL_KIND], "Deployment");
+        p.offer(object(&["/tmp/a"]));
+        assert_eq!(p.pending(), 0, "unchanged content is not republished");
+        p.offer(object(&["/tmp/a", "/tmp/b"]));
+        assert_eq!(p.flush().await.published, 1);
+        assert_eq!(stored_paths(&server), ["/tmp/a", "/tmp/b"]);
+        let methods: Vec<String> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.contains("writepathreports"))
+            .map(|r| r.split(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(methods, ["GET", "POST", "GET", "PUT"]);
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_read_again() {
+        let server = TestServer::start().await;
+        let client = server.client();
+        // Someone else wrote the object in between our read and our write: 409 on PUT.
+        put(&client, &object(&["/tmp/a"])).await.unwrap();
+        server.fail(Some(Method::PUT), "deployment-web-node-1", 409, 2);
+        put(&client, &object(&["/tmp/b"])).await.unwrap();
+        assert_eq!(stored_paths(&server), ["/tmp/b"]);
+        // Created by another writer between our GET (404) and our POST: 409 AlreadyExists.
+        server.delete(COLLECTION, "shop", "deployment-web-node-1");
+        server.fail(Some(Method::POST), "writepathreports", 409, 1);
+        put(&client, &object(&["/tmp/c"])).await.unwrap();
+        assert_eq!(stored_paths(&server), ["/tmp/c"]);
+        // Endless conflicts end in an error, not a loop.
+        server.fail(Some(Method::PUT), "deployment-web-node-1", 409, 100);
+        let e = put(&client, &object(&["/tmp/d"])).await.unwrap_err();
+        assert_eq!(e.metric_label(), "conflict", "{e}");
+    }
+
+    #[tokio::test]
+    async fn outages_are_retried_with_backoff_and_lose_nothing() {
+        let server = TestServer::start().await;
+        let mut p = Publisher::new(server.client());
+        server.fail(None, "writepathreports", 500, 1);
+        p.offer(object(&["/tmp/a"]));
+        let f = p.flush().await;
+        assert_eq!(
+            (f.published, f.errors.as_slice()),
+            (0, ["server"].as_slice())
+        );
+        assert_eq!(p.pending(), 1);
+        // Not yet due: backoff.
+        assert_eq!(p.flush().await, Flushed::default());
+        // Newer content while the API is away replaces the queued one.
+        p.offer(object(&["/tmp/a", "/tmp/b"]));
+        tokio::time::sleep(BACKOFF_START + Duration::from_millis(100)).await;
+        assert_eq!(p.flush().await.published, 1);
+        assert_eq!(stored_paths(&server), ["/tmp/a", "/tmp/b"]);
+        assert_eq!(p.pending(), 0);
+    }
+}
