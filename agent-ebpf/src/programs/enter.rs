@@ -44,13 +44,6 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: as above; arguments the syscall does not have read as garbage and are ignored.
     let args: [u64; 6] = unsafe { ctx.read_at(ARGS_OFFSET) }.map_err(i64::from)?;
-    let arg = |i: u8| {
-        if (i as usize) < 6 {
-            args[i as usize]
-        } else {
-            0
-        }
-    };
     let Some(flags) = admit(&spec, &args)? else {
         return Ok(());
     };

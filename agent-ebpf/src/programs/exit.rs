@@ -16,6 +16,7 @@ use agent_common::{
     PAYLOAD_CAP, WRITE_EVENT_SIZE,
 };
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user,
@@ -69,41 +70,57 @@ pub fn sys_exit_regs(ctx: TracePointContext) -> u32 {
 /// Offsets of the argument registers in x86_64 `struct pt_regs` (di, si, dx, r10, r8, r9: the
 /// syscall ABI's argument order). The layout is the user-visible ptrace one.
 const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
+/// First byte of pt_regs read (r10).
+const PT_REGS_ARGS_START: usize = 56;
+
+/// The syscall number, read straight from the record (every syscall tracepoint has it at 8).
+#[inline(always)]
+fn syscall_nr(ctx: &TracePointContext) -> i32 {
+    // SAFETY: in bounds of every sys_enter_*/sys_exit_* record; a direct, checked ctx load.
+    unsafe { *(ctx.as_ptr() as *const u8).add(NR_OFFSET).cast::<i32>() }
+}
+
+/// The return value, read straight from a `sys_exit_*` record (24 bytes: header, nr, ret).
+#[inline(always)]
+fn syscall_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: as above.
+    unsafe { *(ctx.as_ptr() as *const u8).add(RET_OFFSET).cast::<i64>() }
+}
 
 fn try_sys_exit_regs(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets of the syscall tracepoint format.
-    let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
+    let nr = syscall_nr(ctx);
     let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
     if spec.op == Op::None as u8 {
         return Ok(());
     }
     // SAFETY: helpers on the current task; the registers are read with a checked probe read.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    let mut saved = [0u64; 16];
-    // SAFETY: reads the first 128 bytes of pt_regs (r15 .. orig_ax) into a stack buffer.
+    // pt_regs from r10 to di: the six argument registers and ax, cx between them.
+    let mut saved = [0u64; 8];
+    // SAFETY: reads 64 bytes of pt_regs into a stack buffer.
     let r = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             saved.as_mut_ptr().cast(),
-            128,
-            regs as *const core::ffi::c_void,
+            64,
+            (regs + PT_REGS_ARGS_START as u64) as *const core::ffi::c_void,
         )
     };
     if r != 0 {
         return Err(r);
     }
+    let at = |off: usize| saved[(off - PT_REGS_ARGS_START) / 8];
     let args = [
-        saved[PT_REGS_ARGS[0] / 8],
-        saved[PT_REGS_ARGS[1] / 8],
-        saved[PT_REGS_ARGS[2] / 8],
-        saved[PT_REGS_ARGS[3] / 8],
-        saved[PT_REGS_ARGS[4] / 8],
-        saved[PT_REGS_ARGS[5] / 8],
+        at(PT_REGS_ARGS[0]),
+        at(PT_REGS_ARGS[1]),
+        at(PT_REGS_ARGS[2]),
+        at(PT_REGS_ARGS[3]),
+        at(PT_REGS_ARGS[4]),
+        at(PT_REGS_ARGS[5]),
     ];
     let Some(flags) = admit(&spec, &args)? else {
         return Ok(());
     };
-    // SAFETY: offsets of the syscall tracepoint format.
-    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    let ret = syscall_ret(ctx);
     let arg = |i: u8| pick(&args, i);
     let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
     let call = Call {
@@ -134,9 +151,8 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
         return Ok(());
     };
-    // SAFETY: offsets of the syscall tracepoint format.
-    let nr: i32 = unsafe { ctx.read_at(NR_OFFSET) }.map_err(i64::from)?;
-    let ret: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    let nr = syscall_nr(ctx);
+    let ret = syscall_ret(ctx);
     let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
     // Read the saved call field by field (a struct copy becomes a byte-loop memcpy the
     // verifier has to walk on every path).

@@ -410,14 +410,22 @@ fn record_write(
     }
     entry.ops.extend(ops.iter().copied());
     entry.count += 1;
-    *entry.results.entry(ev.result.to_string()).or_default() += 1;
+    // No allocation for a result or process already there (the common case).
+    match entry.results.get_mut(ev.result) {
+        Some(n) => *n += 1,
+        None => {
+            entry.results.insert(ev.result.to_string(), 1);
+        }
+    }
     entry.first_ns = entry.first_ns.min(ev.ktime_ns);
     entry.last_ns = entry.last_ns.max(ev.ktime_ns);
     if let Some(r) = related {
         entry.related.insert(r.clone());
     }
     if entry.processes.len() < MAX_PROCESSES {
-        entry.processes.insert(ev.comm.to_string());
+        if !entry.processes.contains(ev.comm) {
+            entry.processes.insert(ev.comm.to_string());
+        }
     }
     entry.issues.extend(issues.iter().map(|s| s.to_string()));
     (path, collapse)

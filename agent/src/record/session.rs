@@ -16,8 +16,10 @@ use crate::report::{Recording, Report};
 /// How often the ring buffer is drained when no wakeup came (the kernel side only wakes us
 /// when a lot is waiting).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
-/// How often dedup hit counts are folded in during long recordings.
-const HITS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often dedup hit counts are folded in during long recordings. Reading them walks the
+/// whole LRU (two syscalls an entry), so not often: only entries evicted between two reads
+/// lose their hits.
+const HITS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Errors of a session.
 #[derive(Debug, thiserror::Error)]

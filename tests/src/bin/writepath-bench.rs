@@ -39,6 +39,8 @@ const CONDITIONS: &[&str] = &[
     "bpftrace-count",
 ];
 const BENCH_DIR: &str = "/tmp/wp-bench";
+const RESULTS_START: &str = "<!-- results:start (written by cargo xtask bench) -->";
+const RESULTS_END: &str = "<!-- results:end -->";
 
 struct Ctx {
     load: TempCgroup,
@@ -114,16 +116,27 @@ fn main() {
         }
     }
 
+    eprintln!("profile: kernel time per program call (kernel.bpf_stats_enabled)");
+    let profile = profile(&ctx);
     eprintln!("agent at 16 000 distinct writes/s");
     let steady = steady_rate(&ctx);
     eprintln!("flood of 1 000 000 unique names");
     let flood = flood(&ctx, 1_000_000 / ctx.scale);
 
-    let md = render(&results, &agent, &steady, &flood, rounds, quick);
+    let mut md = render(&results, &agent, &steady, &flood, rounds, quick);
+    md.push_str(&render_profile(&profile));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).expect("output dir");
     }
-    writepath::fsutil::write_atomic(&out, md.as_bytes()).expect("write report");
+    // The results go between the markers; the hand-written analysis around them stays.
+    let existing = std::fs::read_to_string(&out).unwrap_or_default();
+    let doc = match (existing.find(RESULTS_START), existing.find(RESULTS_END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{RESULTS_START}\n{md}\n{}", &existing[..a], &existing[b..])
+        }
+        _ => format!("{RESULTS_START}\n{md}\n{RESULTS_END}\n"),
+    };
+    writepath::fsutil::write_atomic(&out, doc.as_bytes()).expect("write report");
     println!("{md}");
     eprintln!("written to {}", out.display());
 }
@@ -303,6 +316,58 @@ fn spawn_with_stdout(cgroup: &Path, program: &Path, args: &[&str]) -> String {
     let out = cmd.output().expect("run bench-load");
     assert!(out.status.success(), "bench-load failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Kernel time per call of each program (ns), per condition and mode, measured in a separate
+/// pass with `kernel.bpf_stats_enabled` on (the accounting itself costs time, so the main
+/// rounds run without it).
+type Profile = BTreeMap<(&'static str, &'static str, String), (f64, u64)>;
+
+fn program_stats() -> BTreeMap<String, (u128, u64)> {
+    let mut stats: BTreeMap<String, (u128, u64)> = BTreeMap::new();
+    for info in aya::programs::loaded_programs().flatten() {
+        let Some(name) = info.name_as_str() else { continue };
+        if !(name.starts_with("sys_e") || name.starts_with("raw_sys")) {
+            continue;
+        }
+        let e = stats.entry(name.to_string()).or_default();
+        e.0 += info.run_time().as_nanos();
+        e.1 += info.run_count();
+    }
+    stats
+}
+
+fn profile(ctx: &Ctx) -> Profile {
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("enable BPF run-time stats");
+    let mut out = Profile::new();
+    for cond in ["watched", "other-cgroup", "watched-pair", "floor"] {
+        let running = start(cond, ctx);
+        for (mode, n) in MODES {
+            let before = program_stats();
+            run_load(ctx, mode, n / ctx.scale, None);
+            let after = program_stats();
+            for (name, (t, c)) in after {
+                let (t0, c0) = before.get(&name).copied().unwrap_or((0, 0));
+                if c > c0 {
+                    out.insert((cond, *mode, name), ((t - t0) as f64 / (c - c0) as f64, c - c0));
+                }
+            }
+        }
+        stop(running, None);
+    }
+    out
+}
+
+fn render_profile(profile: &Profile) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n## Profile: kernel time per program call\n");
+    let _ = writeln!(md, "Measured in a separate pass with `kernel.bpf_stats_enabled=1` (which adds its own ~20–40 ns per call). Calls include every process's syscalls on the hooked tracepoints, not only the workload's.\n");
+    let _ = writeln!(md, "| condition | mode | program | ns/call | calls |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for ((cond, mode, prog), (ns, calls)) in profile {
+        let _ = writeln!(md, "| {cond} | {mode} | {prog} | {ns:.0} | {calls} |");
+    }
+    md
 }
 
 /// Agent CPU share and RSS while the workload makes 16 000 distinct writes per second.
@@ -521,6 +586,29 @@ fn render(
             m("other-cgroup") - m("floor"),
             m("watched-pair") - m("floor-pair")
         );
+    }
+    let m = |c: &str, mode: &str| median(results.get(&(c, mode)).map(Vec::as_slice).unwrap_or(&[]));
+    let ratio = |c: &str, mode: &str| m(c, mode) / m("none", mode);
+    let over = |c: &str, mode: &str| m(c, mode) - m("none", mode);
+    let write_modes = ["repeat", "unique", "mkdir"];
+    let lost = flood.names.saturating_sub(flood.recorded + flood.collapsed);
+    let checks: Vec<(String, String, bool)> = vec![
+        ("watched, repeated writes ≤ 1.15× no agent".into(), format!("×{:.2}", ratio("watched", "repeat")), ratio("watched", "repeat") <= 1.15),
+        ("watched, repeated writes within 150 ns of the floor".into(), format!("{:.0} ns", m("watched", "repeat") - m("floor", "repeat")), m("watched", "repeat") - m("floor", "repeat") <= 150.0),
+        ("watched, unique paths ≤ 1.30×".into(), format!("×{:.2}", ratio("watched", "unique")), ratio("watched", "unique") <= 1.30),
+        ("zero unique paths lost in the flood".into(), format!("{lost} lost, {} dropped", flood.dropped), lost == 0 && flood.dropped == 0),
+        ("unwatched cgroup ≤ 1.10× (write modes)".into(), write_modes.iter().map(|w| format!("{w} ×{:.2}", ratio("other-cgroup", w))).collect::<Vec<_>>().join(", "), write_modes.iter().all(|w| ratio("other-cgroup", w) <= 1.10)),
+        ("unrelated syscall no worse than the floor".into(), format!("{:.0} vs {:.0} ns", m("watched", "getppid"), m("floor", "getppid")), m("watched", "getppid") <= m("floor", "getppid") * 1.05),
+        ("never worse than the bpftrace path counter".into(), MODES.iter().map(|(w, _)| format!("{w} {:.0}/{:.0}", m("watched", w), m("bpftrace-count", w))).collect::<Vec<_>>().join(", "), MODES.iter().all(|(w, _)| m("watched", w) <= m("bpftrace-count", w) * 1.05)),
+        ("≥ 3× less overhead than the streaming tracer (write modes)".into(), write_modes.iter().map(|w| format!("{w} {:.0}/{:.0}", over("watched", w), over("bpftrace-stream", w))).collect::<Vec<_>>().join(", "), write_modes.iter().all(|w| over("watched", w) * 3.0 <= over("bpftrace-stream", w))),
+        ("agent < 5% of a core at 16 000 distinct writes/s".into(), format!("{:.1}%", steady.cpu_share * 100.0), steady.cpu_share < 0.05),
+        ("agent RSS < 32 MiB at rest".into(), format!("{:.1} MiB", steady.rest_rss_kib as f64 / 1024.0), steady.rest_rss_kib < 32 * 1024),
+    ];
+    let _ = writeln!(md, "\n## Targets\n");
+    let _ = writeln!(md, "| target | measured | met |");
+    let _ = writeln!(md, "|---|---|---|");
+    for (what, value, ok) in &checks {
+        let _ = writeln!(md, "| {what} | {value} | {} |", if *ok { "yes" } else { "**no**" });
     }
     let _ = writeln!(md, "\n## The agent (watched rounds)\n");
     let cpu_med = median(&agent.cpu_s);
