@@ -246,9 +246,10 @@ pub struct Verdict {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Calls of watched syscalls with write intent (all cgroups).
+    /// Calls of the hooked syscalls (all cgroups; with the pair design, only the ones whose
+    /// arguments are read at sys_enter).
     Seen = 0,
-    /// Of those, from cgroups nobody watches.
+    /// Of those, left in the kernel: from cgroups nobody watches, or opens without write intent.
     Filtered = 1,
     /// Calls in watched cgroups that matched a recent identical write (folded into its count).
     Deduplicated = 2,

@@ -33,6 +33,21 @@ pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 #[map(name = "VERDICTS")]
 pub static VERDICTS: LruHashMap<u64, Verdict> = LruHashMap::with_max_entries(16384, 0);
 
+/// Per-CPU one-entry cache in front of [`VERDICTS`]: the last cgroup seen on this CPU and its
+/// verdict. A CPU running one workload hits it on almost every call, and an array lookup is
+/// inlined by the verifier where a hash lookup is not. Used only by the filter.
+#[map(name = "LAST_VERDICT")]
+pub static LAST_VERDICT: PerCpuArray<CachedVerdict> = PerCpuArray::with_max_entries(1, 0);
+
+/// See [`LAST_VERDICT`].
+#[repr(C)]
+pub struct CachedVerdict {
+    /// The cgroup the verdict is for.
+    pub cgroup: u64,
+    /// The verdict and its generation.
+    pub verdict: Verdict,
+}
+
 /// Arguments of calls in flight, by pid_tgid. Written by `sys_enter_write`, consumed by
 /// `sys_exit_write`. A plain hash (an LRU update costs more): every sys_enter of a watched
 /// call is followed by its sys_exit, which removes the entry, and a thread's next call

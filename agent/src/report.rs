@@ -71,9 +71,10 @@ pub struct Recording {
 /// Kernel-side counters (summed over CPUs) and userspace ones.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counters {
-    /// Calls of watched syscalls with write intent, all cgroups.
+    /// Calls of the hooked syscalls, all cgroups.
     pub seen: u64,
-    /// Of those, from cgroups nobody watched.
+    /// Of those, left in the kernel: from cgroups nobody watched, or opens without write
+    /// intent.
     pub filtered: u64,
     /// Calls folded into an earlier identical record by the in-kernel dedup.
     pub deduplicated: u64,

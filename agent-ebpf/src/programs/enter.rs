@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use crate::maps::{count, CONTROL, PENDING, VERDICTS, WATCHED};
+use crate::maps::{count, CONTROL, LAST_VERDICT, PENDING, VERDICTS, WATCHED};
 
 /// Offset of `__syscall_nr` in a syscall tracepoint record.
 pub const NR_OFFSET: usize = 8;
@@ -43,8 +43,8 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     // SAFETY: as above; arguments the syscall does not have read as garbage and are ignored.
-    let args: [u64; 6] = unsafe { ctx.read_at(ARGS_OFFSET) }.map_err(i64::from)?;
-    let Some(flags) = admit(&spec, &args)? else {
+    let read_args = || unsafe { ctx.read_at::<[u64; 6]>(ARGS_OFFSET) }.map_err(i64::from);
+    let Some((args, flags)) = admit(&spec, read_args)? else {
         return Ok(());
     };
     let call = PendingCall {
@@ -62,12 +62,22 @@ fn try_sys_enter_write(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// The filter both hook designs share, cheapest test first: write intent from the syscall's
-/// flags, then the watched-cgroup check. Returns the effective flags of an admitted call, or
-/// `None` (counted) for a call that leaves here.
+/// The filter both hook designs share, cheapest test first: the watched-cgroup check (a
+/// per-CPU cached verdict), then write intent from the syscall's flags. Every call is counted
+/// as seen; one that leaves here is counted as filtered and gives `None`. `read_args` is only
+/// called for a call in a watched cgroup (the exit-only design reads registers there).
 #[inline(always)]
-pub fn admit(spec: &SyscallSpec, args: &[u64; 6]) -> Result<Option<u64>, i64> {
-    let arg = |i: u8| pick(args, i);
+pub fn admit(
+    spec: &SyscallSpec,
+    read_args: impl FnOnce() -> Result<[u64; 6], i64>,
+) -> Result<Option<([u64; 6], u64)>, i64> {
+    count(Counter::Seen);
+    if !current_cgroup_watched() {
+        count(Counter::Filtered);
+        return Ok(None);
+    }
+    let args = read_args()?;
+    let arg = |i: u8| pick(&args, i);
     let flags = match spec.args {
         ARGS_OPEN => arg(spec.flags),
         // `struct open_how` starts with the u64 flags.
@@ -80,14 +90,10 @@ pub fn admit(spec: &SyscallSpec, args: &[u64; 6]) -> Result<Option<u64>, i64> {
         _ => 0,
     };
     if matches!(spec.args, ARGS_OPEN | ARGS_OPENAT2) && !open_has_write_intent(flags) {
-        return Ok(None);
-    }
-    count(Counter::Seen);
-    if !current_cgroup_watched() {
         count(Counter::Filtered);
         return Ok(None);
     }
-    Ok(Some(flags))
+    Ok(Some((args, flags)))
 }
 
 /// Argument `i` of a call (0 for [`agent_common::syscalls::NO_ARG`]). A match, not an index:
@@ -117,10 +123,30 @@ fn current_cgroup_watched() -> bool {
     }
     // SAFETY: helper without arguments.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let last = LAST_VERDICT.get_ptr_mut(0);
+    if let Some(last) = last {
+        // SAFETY: per-CPU map value, ours while this program runs.
+        let last = unsafe { &*last };
+        if last.cgroup == cgroup && last.verdict.generation == generation {
+            return last.verdict.watched_root != 0;
+        }
+    }
+    let remember = |root: u64| {
+        if let Some(last) = last {
+            // SAFETY: as above.
+            unsafe {
+                (*last).cgroup = cgroup;
+                (*last).verdict.generation = generation;
+                (*last).verdict.watched_root = root;
+            }
+        }
+    };
     // SAFETY: plain value read from our own map.
     if let Some(v) = unsafe { VERDICTS.get(&cgroup) } {
         if v.generation == generation {
-            return v.watched_root != 0;
+            let root = v.watched_root;
+            remember(root);
+            return root != 0;
         }
     }
     // The generation was read before WATCHED: a verdict computed from an older watched set is
@@ -141,6 +167,7 @@ fn current_cgroup_watched() -> bool {
             break;
         }
     }
+    remember(root);
     let _ = VERDICTS.insert(
         &cgroup,
         &Verdict {

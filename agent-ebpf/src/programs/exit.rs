@@ -16,7 +16,6 @@ use agent_common::{
     PAYLOAD_CAP, WRITE_EVENT_SIZE,
 };
 use aya_ebpf::{
-    EbpfContext as _,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns, bpf_probe_read_user,
@@ -27,6 +26,7 @@ use aya_ebpf::{
     },
     macros::tracepoint,
     programs::TracePointContext,
+    EbpfContext as _,
 };
 
 use super::{
@@ -73,6 +73,35 @@ const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
 /// First byte of pt_regs read (r10).
 const PT_REGS_ARGS_START: usize = 56;
 
+/// The six syscall arguments, from the registers the task saved on entry.
+#[inline(always)]
+fn read_saved_args() -> Result<[u64; 6], i64> {
+    // SAFETY: helpers on the current task; the registers are read with a checked probe read.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    // pt_regs from r10 to di: the six argument registers and ax, cx between them.
+    let mut saved = [0u64; 8];
+    // SAFETY: reads 64 bytes of pt_regs into a stack buffer.
+    let r = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            saved.as_mut_ptr().cast(),
+            64,
+            (regs + PT_REGS_ARGS_START as u64) as *const core::ffi::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(r);
+    }
+    let at = |off: usize| saved[(off - PT_REGS_ARGS_START) / 8];
+    Ok([
+        at(PT_REGS_ARGS[0]),
+        at(PT_REGS_ARGS[1]),
+        at(PT_REGS_ARGS[2]),
+        at(PT_REGS_ARGS[3]),
+        at(PT_REGS_ARGS[4]),
+        at(PT_REGS_ARGS[5]),
+    ])
+}
+
 /// The syscall number, read straight from the record (every syscall tracepoint has it at 8).
 #[inline(always)]
 fn syscall_nr(ctx: &TracePointContext) -> i32 {
@@ -93,31 +122,7 @@ fn try_sys_exit_regs(ctx: &TracePointContext) -> Result<(), i64> {
     if spec.op == Op::None as u8 {
         return Ok(());
     }
-    // SAFETY: helpers on the current task; the registers are read with a checked probe read.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    // pt_regs from r10 to di: the six argument registers and ax, cx between them.
-    let mut saved = [0u64; 8];
-    // SAFETY: reads 64 bytes of pt_regs into a stack buffer.
-    let r = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            saved.as_mut_ptr().cast(),
-            64,
-            (regs + PT_REGS_ARGS_START as u64) as *const core::ffi::c_void,
-        )
-    };
-    if r != 0 {
-        return Err(r);
-    }
-    let at = |off: usize| saved[(off - PT_REGS_ARGS_START) / 8];
-    let args = [
-        at(PT_REGS_ARGS[0]),
-        at(PT_REGS_ARGS[1]),
-        at(PT_REGS_ARGS[2]),
-        at(PT_REGS_ARGS[3]),
-        at(PT_REGS_ARGS[4]),
-        at(PT_REGS_ARGS[5]),
-    ];
-    let Some(flags) = admit(&spec, &args)? else {
+    let Some((args, flags)) = admit(&spec, read_saved_args)? else {
         return Ok(());
     };
     let ret = syscall_ret(ctx);

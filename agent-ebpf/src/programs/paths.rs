@@ -76,6 +76,33 @@ pub fn hash(off: usize, len: usize) -> u64 {
     unsafe { (*st).hash ^ (len as u64) }
 }
 
+/// Paths up to this long are hashed in a straight loop: no `bpf_loop` call per word.
+const SHORT_PATH: usize = 64;
+
+/// [`hash`] for paths of at most [`SHORT_PATH`] bytes: the same value, computed inline.
+#[inline(always)]
+fn hash_short(off: usize, len: usize) -> u64 {
+    let mut h = FNV_OFFSET;
+    let Some(scratch) = SCRATCH.get_ptr(0) else {
+        return 0;
+    };
+    for i in 0..(SHORT_PATH / 8) {
+        let at = i * 8;
+        if at >= len {
+            break;
+        }
+        let pos = (off + at) & PAYLOAD_MASK & !7;
+        // SAFETY: masked, 8-aligned offset inside payload + slack.
+        let mut w = unsafe { *((*scratch).payload.as_ptr().add(pos) as *const u64) };
+        let rem = len - at;
+        if rem < 8 {
+            w &= (1u64 << (rem * 8)) - 1;
+        }
+        h = (h ^ w).wrapping_mul(FNV_PRIME);
+    }
+    h ^ (len as u64)
+}
+
 #[inline(never)]
 extern "C" fn hash_step(index: u64, _ctx: *mut c_void) -> i64 {
     let Some(st) = LOOP_STATE.get_ptr_mut(0) else {

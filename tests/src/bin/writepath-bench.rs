@@ -132,7 +132,11 @@ fn main() {
     let existing = std::fs::read_to_string(&out).unwrap_or_default();
     let doc = match (existing.find(RESULTS_START), existing.find(RESULTS_END)) {
         (Some(a), Some(b)) if a < b => {
-            format!("{}{RESULTS_START}\n{md}\n{}", &existing[..a], &existing[b..])
+            format!(
+                "{}{RESULTS_START}\n{md}\n{}",
+                &existing[..a],
+                &existing[b..]
+            )
         }
         _ => format!("{RESULTS_START}\n{md}\n{RESULTS_END}\n"),
     };
@@ -326,7 +330,9 @@ type Profile = BTreeMap<(&'static str, &'static str, String), (f64, u64)>;
 fn program_stats() -> BTreeMap<String, (u128, u64)> {
     let mut stats: BTreeMap<String, (u128, u64)> = BTreeMap::new();
     for info in aya::programs::loaded_programs().flatten() {
-        let Some(name) = info.name_as_str() else { continue };
+        let Some(name) = info.name_as_str() else {
+            continue;
+        };
         if !(name.starts_with("sys_e") || name.starts_with("raw_sys")) {
             continue;
         }
@@ -338,7 +344,8 @@ fn program_stats() -> BTreeMap<String, (u128, u64)> {
 }
 
 fn profile(ctx: &Ctx) -> Profile {
-    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("enable BPF run-time stats");
+    let _stats =
+        aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("enable BPF run-time stats");
     let mut out = Profile::new();
     for cond in ["watched", "other-cgroup", "watched-pair", "floor"] {
         let running = start(cond, ctx);
@@ -349,7 +356,10 @@ fn profile(ctx: &Ctx) -> Profile {
             for (name, (t, c)) in after {
                 let (t0, c0) = before.get(&name).copied().unwrap_or((0, 0));
                 if c > c0 {
-                    out.insert((cond, *mode, name), ((t - t0) as f64 / (c - c0) as f64, c - c0));
+                    out.insert(
+                        (cond, *mode, name),
+                        ((t - t0) as f64 / (c - c0) as f64, c - c0),
+                    );
                 }
             }
         }
@@ -593,22 +603,92 @@ fn render(
     let write_modes = ["repeat", "unique", "mkdir"];
     let lost = flood.names.saturating_sub(flood.recorded + flood.collapsed);
     let checks: Vec<(String, String, bool)> = vec![
-        ("watched, repeated writes ≤ 1.15× no agent".into(), format!("×{:.2}", ratio("watched", "repeat")), ratio("watched", "repeat") <= 1.15),
-        ("watched, repeated writes within 150 ns of the floor".into(), format!("{:.0} ns", m("watched", "repeat") - m("floor", "repeat")), m("watched", "repeat") - m("floor", "repeat") <= 150.0),
-        ("watched, unique paths ≤ 1.30×".into(), format!("×{:.2}", ratio("watched", "unique")), ratio("watched", "unique") <= 1.30),
-        ("zero unique paths lost in the flood".into(), format!("{lost} lost, {} dropped", flood.dropped), lost == 0 && flood.dropped == 0),
-        ("unwatched cgroup ≤ 1.10× (write modes)".into(), write_modes.iter().map(|w| format!("{w} ×{:.2}", ratio("other-cgroup", w))).collect::<Vec<_>>().join(", "), write_modes.iter().all(|w| ratio("other-cgroup", w) <= 1.10)),
-        ("unrelated syscall no worse than the floor".into(), format!("{:.0} vs {:.0} ns", m("watched", "getppid"), m("floor", "getppid")), m("watched", "getppid") <= m("floor", "getppid") * 1.05),
-        ("never worse than the bpftrace path counter".into(), MODES.iter().map(|(w, _)| format!("{w} {:.0}/{:.0}", m("watched", w), m("bpftrace-count", w))).collect::<Vec<_>>().join(", "), MODES.iter().all(|(w, _)| m("watched", w) <= m("bpftrace-count", w) * 1.05)),
-        ("≥ 3× less overhead than the streaming tracer (write modes)".into(), write_modes.iter().map(|w| format!("{w} {:.0}/{:.0}", over("watched", w), over("bpftrace-stream", w))).collect::<Vec<_>>().join(", "), write_modes.iter().all(|w| over("watched", w) * 3.0 <= over("bpftrace-stream", w))),
-        ("agent < 5% of a core at 16 000 distinct writes/s".into(), format!("{:.1}%", steady.cpu_share * 100.0), steady.cpu_share < 0.05),
-        ("agent RSS < 32 MiB at rest".into(), format!("{:.1} MiB", steady.rest_rss_kib as f64 / 1024.0), steady.rest_rss_kib < 32 * 1024),
+        (
+            "watched, repeated writes ≤ 1.15× no agent".into(),
+            format!("×{:.2}", ratio("watched", "repeat")),
+            ratio("watched", "repeat") <= 1.15,
+        ),
+        (
+            "watched, repeated writes within 150 ns of the floor".into(),
+            format!("{:.0} ns", m("watched", "repeat") - m("floor", "repeat")),
+            m("watched", "repeat") - m("floor", "repeat") <= 150.0,
+        ),
+        (
+            "watched, unique paths ≤ 1.30×".into(),
+            format!("×{:.2}", ratio("watched", "unique")),
+            ratio("watched", "unique") <= 1.30,
+        ),
+        (
+            "zero unique paths lost in the flood".into(),
+            format!("{lost} lost, {} dropped", flood.dropped),
+            lost == 0 && flood.dropped == 0,
+        ),
+        (
+            "unwatched cgroup ≤ 1.10× (write modes)".into(),
+            write_modes
+                .iter()
+                .map(|w| format!("{w} ×{:.2}", ratio("other-cgroup", w)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            write_modes.iter().all(|w| ratio("other-cgroup", w) <= 1.10),
+        ),
+        (
+            "unrelated syscall no worse than the floor".into(),
+            format!(
+                "{:.0} vs {:.0} ns",
+                m("watched", "getppid"),
+                m("floor", "getppid")
+            ),
+            m("watched", "getppid") <= m("floor", "getppid") * 1.05,
+        ),
+        (
+            "never worse than the bpftrace path counter".into(),
+            MODES
+                .iter()
+                .map(|(w, _)| format!("{w} {:.0}/{:.0}", m("watched", w), m("bpftrace-count", w)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            MODES
+                .iter()
+                .all(|(w, _)| m("watched", w) <= m("bpftrace-count", w) * 1.05),
+        ),
+        (
+            "≥ 3× less overhead than the streaming tracer (write modes)".into(),
+            write_modes
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{w} {:.0}/{:.0}",
+                        over("watched", w),
+                        over("bpftrace-stream", w)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            write_modes
+                .iter()
+                .all(|w| over("watched", w) * 3.0 <= over("bpftrace-stream", w)),
+        ),
+        (
+            "agent < 5% of a core at 16 000 distinct writes/s".into(),
+            format!("{:.1}%", steady.cpu_share * 100.0),
+            steady.cpu_share < 0.05,
+        ),
+        (
+            "agent RSS < 32 MiB at rest".into(),
+            format!("{:.1} MiB", steady.rest_rss_kib as f64 / 1024.0),
+            steady.rest_rss_kib < 32 * 1024,
+        ),
     ];
     let _ = writeln!(md, "\n## Targets\n");
     let _ = writeln!(md, "| target | measured | met |");
     let _ = writeln!(md, "|---|---|---|");
     for (what, value, ok) in &checks {
-        let _ = writeln!(md, "| {what} | {value} | {} |", if *ok { "yes" } else { "**no**" });
+        let _ = writeln!(
+            md,
+            "| {what} | {value} | {} |",
+            if *ok { "yes" } else { "**no**" }
+        );
     }
     let _ = writeln!(md, "\n## The agent (watched rounds)\n");
     let cpu_med = median(&agent.cpu_s);
