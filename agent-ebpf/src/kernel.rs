@@ -45,6 +45,13 @@ pub fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
 
+/// Whether userspace gave us the offsets (a single field, cheap to read on every call).
+#[inline(always)]
+pub fn offsets_valid() -> bool {
+    // SAFETY: reading our own global.
+    unsafe { core::ptr::read_volatile(&OFFSETS.valid) != 0 }
+}
+
 /// A `struct path`: (vfsmount, dentry) kernel addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KPath {

@@ -70,28 +70,16 @@ pub fn sys_exit_regs(ctx: TracePointContext) -> u32 {
 /// Offsets of the argument registers in x86_64 `struct pt_regs` (di, si, dx, r10, r8, r9: the
 /// syscall ABI's argument order). The layout is the user-visible ptrace one.
 const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
-/// First byte of pt_regs read (r10).
-const PT_REGS_ARGS_START: usize = 56;
 
 /// The six syscall arguments, from the registers the task saved on entry.
 #[inline(always)]
 fn read_saved_args() -> Result<[u64; 6], i64> {
-    // SAFETY: helpers on the current task; the registers are read with a checked probe read.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    // pt_regs from r10 to di: the six argument registers and ax, cx between them.
-    let mut saved = [0u64; 8];
-    // SAFETY: reads 64 bytes of pt_regs into a stack buffer.
-    let r = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            saved.as_mut_ptr().cast(),
-            64,
-            (regs + PT_REGS_ARGS_START as u64) as *const core::ffi::c_void,
-        )
-    };
-    if r != 0 {
-        return Err(r);
-    }
-    let at = |off: usize| saved[(off - PT_REGS_ARGS_START) / 8];
+    // SAFETY: helpers on the current task. The result is a BTF-typed `struct pt_regs *`: the
+    // verifier checks each load below against the kernel's BTF and turns it into a
+    // fault-tolerant load, cheaper than a probe-read helper call.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    // SAFETY: offsets of the argument registers inside `struct pt_regs`.
+    let at = |off: usize| unsafe { core::ptr::read_volatile(regs.add(off).cast::<u64>()) };
     Ok([
         at(PT_REGS_ARGS[0]),
         at(PT_REGS_ARGS[1]),
@@ -277,8 +265,13 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
         }
     }
 
-    let o = kernel::offsets();
-    let resolve = o.valid != 0;
+    // The offsets are only read whole for a relative path (most paths are absolute).
+    let resolve = kernel::offsets_valid();
+    let o = if (relative1 || relative2) && resolve {
+        kernel::offsets()
+    } else {
+        agent_common::offsets::KernelOffsets::default()
+    };
     // Plain values with explicit "found" flags rather than Options: LLVM may otherwise read
     // the payload of a None on a path the verifier then rejects as uninitialized.
     let (found1, base1) = lookup_base(relative1 && resolve, first.dirfd, &o);
@@ -389,8 +382,9 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
     h.ret = ret;
     h.ktime_ns = now;
     h.pid_tgid = pid_tgid;
+    // Emitting is the rare path: read the offsets whole here.
     h.mnt_ns = if resolve {
-        kernel::current_mnt_ns(&o)
+        kernel::current_mnt_ns(&kernel::offsets())
     } else {
         0
     };
