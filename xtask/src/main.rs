@@ -61,3 +61,26 @@ pub fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
     Ok(())
 }
+
+/// Sets up, then builds `packages` (release or debug) with the eBPF toolchain setup found;
+/// returns the target profile directory.
+pub fn setup_and_build(release: bool, packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let tc = setup::run()?;
+    let root = workspace_root();
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.current_dir(&root)
+        .env("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain)
+        .arg("build");
+    if release {
+        cmd.arg("--release");
+    }
+    for p in packages {
+        cmd.args(["--package", p]);
+    }
+    run_cmd(&mut cmd)?;
+    std::env::set_var("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join(if release { "release" } else { "debug" }))
+}

@@ -3,28 +3,19 @@
 
 use std::process::Command;
 
-use crate::{run_cmd, setup, workspace_root};
+use crate::{run_cmd, setup_and_build, workspace_root};
 
 /// Runs the whole suite; `extra` goes to `cargo test` after `--`.
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
-    let tc = setup::run()?;
-    let root = workspace_root();
-    run_cmd(
-        Command::new("cargo")
-            .current_dir(&root)
-            .env("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain)
-            .args(["build", "--package", "writepath"]),
-    )?;
+    setup_and_build(false, &["writepath"])?;
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(&root)
-        .env("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain)
-        .args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "agent-ebpf",
-            "--no-fail-fast",
-        ]);
+    cmd.current_dir(workspace_root()).args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "agent-ebpf",
+        "--no-fail-fast",
+    ]);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }

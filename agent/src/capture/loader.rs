@@ -296,40 +296,34 @@ impl Capture {
 
     /// Starts recording a cgroup and all its descendants (present and future).
     pub fn watch(&mut self, cgroup: WatchedCgroup) -> Result<()> {
-        let mut map: HashMap<_, u64, u32> = HashMap::try_from(
-            self.ebpf
-                .map_mut(names::WATCHED_MAP)
-                .ok_or(Error::MissingMap(names::WATCHED_MAP))?,
-        )
-        .map_err(|source| Error::Map {
-            action: "open",
-            map: names::WATCHED_MAP,
-            source,
-        })?;
-        map.insert(cgroup.id, 1, 0).map_err(|source| Error::Map {
-            action: "update",
-            map: names::WATCHED_MAP,
-            source,
-        })?;
+        self.watched_map()?
+            .insert(cgroup.id, 1, 0)
+            .map_err(|source| Error::Map {
+                action: "update",
+                map: names::WATCHED_MAP,
+                source,
+            })?;
         self.watched.insert(cgroup);
         self.publish_control()
     }
 
     /// Stops recording a cgroup.
     pub fn unwatch(&mut self, cgroup: &WatchedCgroup) -> Result<()> {
-        let mut map: HashMap<_, u64, u32> = HashMap::try_from(
-            self.ebpf
-                .map_mut(names::WATCHED_MAP)
-                .ok_or(Error::MissingMap(names::WATCHED_MAP))?,
-        )
-        .map_err(|source| Error::Map {
+        let _ = self.watched_map()?.remove(&cgroup.id);
+        self.watched.remove(cgroup);
+        self.publish_control()
+    }
+
+    fn watched_map(&mut self) -> Result<HashMap<&mut MapData, u64, u32>> {
+        let map = self
+            .ebpf
+            .map_mut(names::WATCHED_MAP)
+            .ok_or(Error::MissingMap(names::WATCHED_MAP))?;
+        HashMap::try_from(map).map_err(|source| Error::Map {
             action: "open",
             map: names::WATCHED_MAP,
             source,
-        })?;
-        let _ = map.remove(&cgroup.id);
-        self.watched.remove(cgroup);
-        self.publish_control()
+        })
     }
 
     fn publish_control(&mut self) -> Result<()> {
