@@ -12,6 +12,7 @@ pub mod patch;
 pub mod policy;
 pub mod record;
 pub mod suggest;
+pub mod verify;
 
 /// Finds where containers write, and proposes the volumes for readOnlyRootFilesystem.
 #[derive(Debug, Parser)]
@@ -56,6 +57,8 @@ pub enum Command {
     Patch(patch::Args),
     /// Print an admission policy that requires readOnlyRootFilesystem.
     Policy(policy::Args),
+    /// Run a command with a read-only root and the suggested volumes; report failing writes.
+    Verify(verify::Args),
 }
 
 impl Command {
@@ -66,6 +69,7 @@ impl Command {
             Command::Suggest(args) => suggest::run(args),
             Command::Patch(args) => patch::run(args),
             Command::Policy(args) => policy::run(args),
+            Command::Verify(args) => verify::run(args),
         }
     }
 }
