@@ -1,5 +1,9 @@
 //! `writepath verify` usage errors exit 2 before anything runs (no root needed).
 
+#[expect(
+    dead_code,
+    reason = "the verify usage tests use only the command runner of the shared helpers"
+)]
 mod common;
 
 use common::*;
