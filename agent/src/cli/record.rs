@@ -104,6 +104,17 @@ fn warn_about_losses(report: &Report) {
             c.dropped, c.pending_full, c.decode_errors
         );
     }
+    let failed: u64 = report.targets.iter().map(|t| t.read_only_failures()).sum();
+    if failed > 0 {
+        let paths: usize = report
+            .targets
+            .iter()
+            .map(|t| t.read_only_failed_paths())
+            .sum();
+        eprintln!(
+            "writepath: warning: {failed} writes to {paths} paths already failed with EROFS (read-only file system): a volume is missing, see \"missing volume\" in the suggestions"
+        );
+    }
     if c.collapsed > 0 {
         eprintln!(
             "writepath: warning: {} paths collapsed into their directory (path budget reached)",

@@ -20,7 +20,7 @@ pub const OUTCOME_VERSION: u32 = 1;
 
 /// Results that mean a write was refused by a read-only filesystem. A read-only mount answers
 /// EROFS; nothing else in verify's set-up makes a write fail.
-pub const READ_ONLY_RESULTS: &[&str] = &["EROFS"];
+pub use crate::report::READ_ONLY_RESULTS;
 
 /// Where a volume directory came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -125,14 +125,6 @@ pub struct Outcome {
     pub counters: Counters,
 }
 
-/// Calls of a write that failed with a read-only error.
-pub fn read_only_failures(results: &BTreeMap<String, u64>) -> u64 {
-    READ_ONLY_RESULTS
-        .iter()
-        .filter_map(|r| results.get(*r))
-        .sum()
-}
-
 impl Outcome {
     /// Extracts the outcome from the recording of the verified command.
     pub fn from_report(report: &Report, volumes: &[(RawPath, VolumeSource, bool)]) -> Outcome {
@@ -148,7 +140,7 @@ impl Outcome {
             .collect();
         for t in &report.targets {
             for w in &t.writes {
-                let failed = read_only_failures(&w.results);
+                let failed = w.read_only_failures();
                 if failed > 0 {
                     failing.push(FailingWrite {
                         path: w.path.clone(),
