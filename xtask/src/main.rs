@@ -25,7 +25,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and record the bundled demo workload in a real runc container.
+    /// Set up, build, record the bundled demo workload in a real runc container, print the
+    /// suggestions and the patch, and verify them under a read-only root.
     Demo,
 }
 
