@@ -2,6 +2,7 @@
 //! is built by `agent/build.rs`.
 
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 
@@ -28,6 +29,14 @@ enum Task {
     /// Set up, build, record the bundled demo workload in a real runc container, print the
     /// suggestions and the patch, and verify them under a read-only root.
     Demo,
+    /// Fuzz every parser of outside input for a bounded time (cargo-fuzz, nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: all).
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run().map(|_| ()),
         Task::Test { args } => test::run(&args),
         Task::Demo => demo::run(),
+        Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),
     }
 }
 
