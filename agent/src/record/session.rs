@@ -170,11 +170,11 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
         tokio::select! {
             guard = events.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::Io("poll the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut recorder);
+                drain(guard.get_inner_mut(), &mut recorder, &capture)?;
                 guard.clear_ready();
             }
             _ = drain_tick.tick() => {
-                drain(events.get_mut(), &mut recorder);
+                drain(events.get_mut(), &mut recorder, &capture)?;
                 // Command mode: done once the command exited and its cgroup is empty.
                 if let Some(c) = child.as_mut() {
                     if exit_code.is_none() {
@@ -205,7 +205,7 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     };
     // Records still in flight: the exit program runs before the syscall returns, so once the
     // processes are gone everything is in the ring buffer.
-    drain(events.get_mut(), &mut recorder);
+    drain(events.get_mut(), &mut recorder, &capture)?;
     recorder.apply_hits(&capture.dedup_hits()?);
     let counters = capture.counters()?;
     let exit_code = match stop {
@@ -229,9 +229,24 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     Ok(recorder.finish(counters, recording))
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, recorder: &mut Recorder) {
-    while let Some(item) = ring.next() {
-        recorder.add_record(&item);
+/// Reads every waiting record into the recorder, folding the kernel's dedup hit counts in
+/// whenever enough keys piled up (bounded memory under a flood of distinct paths).
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    recorder: &mut Recorder,
+    capture: &Capture,
+) -> Result<()> {
+    loop {
+        while let Some(item) = ring.next() {
+            recorder.add_record(&item);
+            if recorder.needs_hits() {
+                break;
+            }
+        }
+        if !recorder.needs_hits() {
+            return Ok(());
+        }
+        recorder.apply_hits(&capture.dedup_hits()?);
     }
 }
 
