@@ -37,9 +37,9 @@ pub struct Args {
     /// Distinct paths kept per target before new ones collapse into their directory.
     #[arg(long, default_value_t = crate::record::DEFAULT_PATH_BUDGET, value_name = "N")]
     pub path_budget: usize,
-    /// The command to run and record, with its arguments (after `--`).
+    /// The command to run and record, with its arguments (after `--`; any bytes).
     #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Runs `writepath record`.
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             command.args(&args.command[1..]);
             session::Source::Command {
                 command,
-                argv: args.command.clone(),
+                argv: session::argv_for_report(&args.command),
             }
         }
     };

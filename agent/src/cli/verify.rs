@@ -36,9 +36,9 @@ pub struct Args {
     /// Distinct paths kept before new ones collapse into their directory.
     #[arg(long, default_value_t = crate::record::DEFAULT_PATH_BUDGET, value_name = "N")]
     pub path_budget: usize,
-    /// The command to run, with its arguments (after `--`).
+    /// The command to run, with its arguments (after `--`; any bytes).
     #[arg(last = true, value_name = "CMD", required = true)]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Runs `writepath verify`.
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let source = session::Source::Command {
         command,
-        argv: args.command.clone(),
+        argv: session::argv_for_report(&args.command),
     };
     let report = match runtime.block_on(session::record(source, &options)) {
         Ok(r) => r,

@@ -104,6 +104,19 @@ pub struct Options {
     pub ready_file: Option<PathBuf>,
 }
 
+/// A command line as the report keeps it: UTF-8 arguments as they are, others escaped as
+/// tables escape paths (`\xff`).
+pub fn argv_for_report(command: &[std::ffi::OsString]) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    command
+        .iter()
+        .map(|a| match a.to_str() {
+            Some(s) => s.to_string(),
+            None => crate::path::RawPath::from_bytes(a.as_bytes().to_vec()).to_string(),
+        })
+        .collect()
+}
+
 /// What ends a recording.
 enum Stop {
     /// The command and everything it started exited.
