@@ -78,8 +78,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What to record.
 pub enum Source {
     /// Run a command in a fresh cgroup until it and everything it started have exited. The
-    /// command may carry its own `pre_exec` set-up (verify enters a mount namespace there);
-    /// joining the cgroup is added before it.
+    /// command may carry its own `pre_exec` set-up (verify builds its mount namespace there);
+    /// joining the cgroup is added after it (closures run in the order they were added), so the
+    /// set-up's own calls are not recorded and every call of the command itself is.
     Command {
         /// The command, ready to spawn.
         command: std::process::Command,
@@ -270,8 +271,8 @@ fn cgroup_empty(dir: &Path) -> bool {
     }
 }
 
-/// Starts the command as a member of the cgroup: the child joins it before exec (before any
-/// other set-up the caller added), so no write of the command is made outside it.
+/// Starts the command as a member of the cgroup: the child joins it just before exec (after
+/// any set-up the caller added), so no write of the command is made outside it.
 fn spawn_in_cgroup(
     mut command: std::process::Command,
     argv: &[String],
