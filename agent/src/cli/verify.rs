@@ -85,8 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     command.args(&args.command[1..]);
     if args.output == Output::Json {
         // Keep stdout for the JSON outcome.
+        use std::os::fd::AsFd as _;
         let err = std::io::stderr()
-            .as_fd_dup()
+            .as_fd()
+            .try_clone_to_owned()
             .context("failed to duplicate stderr")?;
         command.stdout(err);
     }
@@ -138,16 +140,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Duplicates stderr as an owned descriptor for a child's stdout.
-trait DupFd {
-    fn as_fd_dup(&self) -> std::io::Result<std::os::fd::OwnedFd>;
-}
-
-impl DupFd for std::io::Stderr {
-    fn as_fd_dup(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd as _;
-        self.as_fd().try_clone_to_owned()
-    }
 }

@@ -101,16 +101,17 @@ impl MountTables {
     /// `ns` is unknown, 0) and the table is not known yet.
     pub fn table_for(&mut self, ns: u64, pid: u32) -> Option<&Vec<Mount>> {
         let ns = if ns == 0 { mnt_ns_of(pid)? } else { ns };
-        if !self.by_ns.contains_key(&ns) {
-            // The writer may be gone already: any live process in the namespace will do.
-            let reader = [pid, std::process::id()]
-                .into_iter()
-                .find(|p| mnt_ns_of(*p) == Some(ns))
-                .or_else(|| find_process_in(ns))?;
-            let table = read_mount_table(reader)?;
-            self.by_ns.insert(ns, table);
+        match self.by_ns.entry(ns) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                // The writer may be gone already: any live process in the namespace will do.
+                let reader = [pid, std::process::id()]
+                    .into_iter()
+                    .find(|p| mnt_ns_of(*p) == Some(ns))
+                    .or_else(|| find_process_in(ns))?;
+                Some(e.insert(read_mount_table(reader)?))
+            }
         }
-        self.by_ns.get(&ns)
     }
 }
 
