@@ -7,14 +7,21 @@ use std::process::Command;
 
 use writepath_tests::*;
 
-/// The host's mounts: (id, mount point) of every entry of our mountinfo.
-fn host_mounts() -> Vec<(String, String)> {
+/// The host's mounts at or below `prefixes`: (id, mount point, fs type) from our mountinfo.
+/// Only these: other tests and other users of the machine mount things concurrently.
+fn host_mounts(prefixes: &[&str]) -> Vec<(String, String, String)> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .map(|l| {
+        .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f[0].to_string(), f[4].to_string())
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((f[0].to_string(), f[4].to_string(), f[sep + 1].to_string()))
+        })
+        .filter(|(_, point, _)| {
+            prefixes
+                .iter()
+                .any(|p| point == p || point.starts_with(&format!("{p}/")))
         })
         .collect()
 }
@@ -65,7 +72,9 @@ fn verify_proves_suggestions_and_leaves_the_host_alone() {
     std::fs::remove_dir_all(&created).unwrap();
     std::fs::remove_dir_all(format!("{existing}/cache/blobs")).unwrap();
 
-    let before = host_mounts();
+    // Where verify mounts: the volumes, and /var/lib for the overlay of the created one.
+    let watched = ["/var/lib", existing.as_str()];
+    let before = host_mounts(&watched);
     let out = Command::new(writepath_bin())
         .arg("verify")
         .arg("--report")
@@ -88,7 +97,11 @@ fn verify_proves_suggestions_and_leaves_the_host_alone() {
             .is_some_and(|l| l.starts_with("writepath: recording")),
         "{stderr}"
     );
-    assert_eq!(host_mounts(), before, "the host's mount table is unchanged");
+    assert_eq!(
+        host_mounts(&watched),
+        before,
+        "the host's mount table is unchanged"
+    );
     assert!(
         !std::path::Path::new(&created).exists(),
         "the created directory never reached the host"
@@ -114,7 +127,7 @@ fn verify_proves_suggestions_and_leaves_the_host_alone() {
     assert_eq!(failing[0]["processes"][0], "mkdir");
     assert_eq!(failing[0]["results"]["EROFS"], 1);
     assert_eq!(v["exit_code"], 1, "set -e stopped the script");
-    assert_eq!(host_mounts(), before);
+    assert_eq!(host_mounts(&watched), before);
 
     // No volume at all: writes to the existing directory fail too, relative ones included.
     let out = Command::new(writepath_bin())
@@ -130,4 +143,63 @@ fn verify_proves_suggestions_and_leaves_the_host_alone() {
         "{stdout}"
     );
     assert!(!std::path::Path::new("/var/tmp/rel-wp-verify").exists());
+}
+
+#[test]
+fn verify_keeps_mounts_below_an_overlaid_directory() {
+    if !privileged("verify_keeps_mounts_below_an_overlaid_directory") {
+        return;
+    }
+    let tag: String = std::process::id()
+        .to_string()
+        .bytes()
+        .map(|b| char::from(b'a' + (b - b'0')))
+        .collect();
+    let base = format!("/var/tmp/wp-verify-sub-{tag}");
+    let inner = format!("{base}/inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    /// Unmounts and removes on drop.
+    struct Undo(String, String);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.1).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _undo = Undo(base.clone(), inner.clone());
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "wp-verify-inner"])
+        .arg(&inner)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(format!("{inner}/seed"), "seed").unwrap();
+
+    // A new directory beside the mount: its parent gets an overlay, and the mount below the
+    // parent must still be there, with its content, on top of the overlay.
+    let before = host_mounts(&[&base]);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let script = format!(
+        "set -e; test \"$(cat {inner}/seed)\" = seed; echo n > {base}/new/file; \
+         grep -q ' {inner} .* - tmpfs wp-verify-inner ' /proc/self/mountinfo"
+    );
+    let out = Command::new(writepath_bin())
+        .args(["verify", "--mount"])
+        .arg(format!("{base}/new"))
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{out:?}");
+    assert!(
+        stdout.contains("verified: 1 volumes, 0 failing writes (command exited 0)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        host_mounts(&[&base]),
+        before,
+        "the host's mount table is unchanged"
+    );
+    assert!(!std::path::Path::new(&format!("{base}/new")).exists());
+    assert!(!std::path::Path::new(&format!("{base}/.writepath-upper")).exists());
 }
