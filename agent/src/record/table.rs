@@ -79,7 +79,10 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 if i + 1 == cells.len() {
                     write!(out, " {c}")?;
                 } else {
-                    write!(out, " {c:<w$}", w = widths[i])?;
+                    // Padded by hand: `{:<w$}` panics on widths beyond u16::MAX (a path
+                    // from a report can be that long).
+                    let pad = widths[i].saturating_sub(c.chars().count());
+                    write!(out, " {c}{}", " ".repeat(pad))?;
                 }
             }
             writeln!(out)

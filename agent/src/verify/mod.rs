@@ -281,7 +281,10 @@ fn grid<const N: usize>(out: &mut String, rows: &[[String; N]]) {
             if i + 1 == N {
                 line.push_str(c);
             } else {
-                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                // Padded by hand: `{:<w$}` panics on widths beyond u16::MAX.
+                line.push_str(c);
+                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());
@@ -359,6 +362,14 @@ mod tests {
             json.contains("base64"),
             "invalid UTF-8 is kept exactly: {json}"
         );
+    }
+
+    #[test]
+    fn very_long_paths_do_not_break_the_table() {
+        let long = format!("/{}", "x".repeat(70_000));
+        let r = report(vec![write(long.as_bytes(), &[("EROFS", 1)])]);
+        let t = Outcome::from_report(&r, &[]).render_table();
+        assert!(t.contains(&long));
     }
 
     #[test]
