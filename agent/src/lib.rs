@@ -18,4 +18,6 @@ pub mod path;
 pub mod policy;
 pub mod record;
 pub mod report;
+pub mod robustness;
 pub mod suggest;
+pub mod verify;

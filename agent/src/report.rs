@@ -249,6 +249,38 @@ pub struct Write {
     pub size: Option<u64>,
 }
 
+/// Results that mean a read-only filesystem refused the call: what a read-only root produces.
+pub const READ_ONLY_RESULTS: &[&str] = &["EROFS"];
+
+impl Write {
+    /// Calls on this path refused by a read-only filesystem ([`READ_ONLY_RESULTS`]).
+    pub fn read_only_failures(&self) -> u64 {
+        READ_ONLY_RESULTS
+            .iter()
+            .filter_map(|r| self.results.get(*r))
+            .fold(0u64, |a, n| a.saturating_add(*n))
+    }
+}
+
+impl Target {
+    /// Calls of this target refused by a read-only filesystem, all paths: the enforcement-time
+    /// safety net (a workload already running read-only that misses a volume). The agent
+    /// exports it as a per-target metric.
+    pub fn read_only_failures(&self) -> u64 {
+        self.writes
+            .iter()
+            .fold(0u64, |a, w| a.saturating_add(w.read_only_failures()))
+    }
+
+    /// Distinct paths of this target with at least one call refused by a read-only filesystem.
+    pub fn read_only_failed_paths(&self) -> usize {
+        self.writes
+            .iter()
+            .filter(|w| w.read_only_failures() > 0)
+            .count()
+    }
+}
+
 /// Operation names used in reports. Stable strings.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
@@ -453,5 +485,25 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"rename-to\""), "{text}");
         assert_eq!(Report::from_json(&text, "x").unwrap(), r);
+    }
+
+    #[test]
+    fn counts_read_only_failures_per_target() {
+        let w = |results: &[(&str, u64)]| Write {
+            results: results.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..Default::default()
+        };
+        let t = Target {
+            writes: vec![
+                w(&[("ok", 2), ("EROFS", 3)]),
+                w(&[("EROFS", 37)]),
+                w(&[("EACCES", 1)]),
+                w(&[("ok", 1)]),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(t.read_only_failures(), 40);
+        assert_eq!(t.read_only_failed_paths(), 2);
+        assert_eq!(Target::default().read_only_failures(), 0);
     }
 }

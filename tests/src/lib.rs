@@ -187,8 +187,18 @@ impl Recording {
         String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
+    /// Stops the recording with SIGINT and returns its report and the recorder's stderr.
+    pub fn stop_with_stderr(mut self) -> (Report, String) {
+        let report = self.stop_inner();
+        (report, std::mem::take(&mut self.stderr))
+    }
+
     /// Stops the recording with SIGINT and returns its report.
     pub fn stop(mut self) -> Report {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Report {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill with a valid pid and signal.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 
@@ -26,13 +27,22 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and record the bundled demo workload in a real runc container.
+    /// Set up, build, record the bundled demo workload in a real runc container, print the
+    /// suggestions and the patch, and verify them under a read-only root.
     Demo,
     /// Set up, build in release, and run the benchmarks (writes docs/benchmarks.md).
     Bench {
         /// Arguments for the harness: `--rounds N`, `--quick`, `--out FILE`.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Fuzz every parser of outside input for a bounded time (cargo-fuzz, nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: all).
+        targets: Vec<String>,
     },
 }
 
@@ -42,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test::run(&args),
         Task::Demo => demo::run(),
         Task::Bench { args } => bench::run(&args),
+        Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),
     }
 }
 

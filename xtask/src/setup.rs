@@ -239,3 +239,26 @@ fn tools_present() -> anyhow::Result<()> {
     }
     bail!("kubectl is not installed (the patch tests use it as the oracle); install kubectl 1.32+")
 }
+
+/// cargo-fuzz and the nightly it runs on, installed when missing (only `cargo xtask fuzz` needs
+/// them, so plain `setup` does not install them). Returns the nightly toolchain name.
+pub fn cargo_fuzz() -> anyhow::Result<String> {
+    let toolchain = std::env::var("AYA_BPF_TOOLCHAIN").unwrap_or_else(|_| "nightly".into());
+    let present = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        println!("xtask setup: cargo install cargo-fuzz");
+        run_cmd(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+            .context("could not install cargo-fuzz from crates.io")?;
+    }
+    let nightly = Command::new("rustup")
+        .args(["run", &toolchain, "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        bail!("cargo fuzz needs a nightly toolchain: install one, or set AYA_BPF_TOOLCHAIN to it");
+    }
+    Ok(toolchain)
+}

@@ -14,6 +14,7 @@ pub mod patch;
 pub mod policy;
 pub mod record;
 pub mod suggest;
+pub mod verify;
 
 /// Finds where containers write, and proposes the volumes for readOnlyRootFilesystem.
 #[derive(Debug, Parser)]
@@ -61,6 +62,8 @@ pub enum Command {
     /// Run the node agent (the DaemonSet daemon): record every pod of this node, publish
     /// WritePathReports.
     Agent(agent::Args),
+    /// Run a command with a read-only root and the suggested volumes; report failing writes.
+    Verify(verify::Args),
 }
 
 impl Command {
@@ -72,6 +75,7 @@ impl Command {
             Command::Patch(args) => patch::run(args),
             Command::Policy(args) => policy::run(args),
             Command::Agent(args) => agent::run(args),
+            Command::Verify(args) => verify::run(args),
         }
     }
 }

@@ -42,9 +42,9 @@ pub struct Args {
     /// pair (sys_enter + sys_exit programs; the portable design for older kernels).
     #[arg(long, value_enum, default_value_t = Hook::default(), env = "WRITEPATH_HOOK")]
     pub hook: Hook,
-    /// The command to run and record, with its arguments (after `--`).
+    /// The command to run and record, with its arguments (after `--`; any bytes).
     #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Runs `writepath record`.
@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             command.args(&args.command[1..]);
             session::Source::Command {
                 command,
-                argv: args.command.clone(),
+                argv: session::argv_for_report(&args.command),
             }
         }
     };
@@ -108,6 +108,17 @@ fn warn_about_losses(report: &Report) {
         eprintln!(
             "writepath: warning: {} records dropped (ring buffer full), {} calls lost (in-flight table full), {} undecodable: some writes may be missing",
             c.dropped, c.pending_full, c.decode_errors
+        );
+    }
+    let failed: u64 = report.targets.iter().map(|t| t.read_only_failures()).sum();
+    if failed > 0 {
+        let paths: usize = report
+            .targets
+            .iter()
+            .map(|t| t.read_only_failed_paths())
+            .sum();
+        eprintln!(
+            "writepath: warning: {failed} writes to {paths} paths already failed with EROFS (read-only file system): a volume is missing, see \"missing volume\" in the suggestions"
         );
     }
     if c.collapsed > 0 {

@@ -26,6 +26,10 @@ use crate::report::{CgroupRef, Counters, OpName, Recording, Report, Target, Tool
 pub const DEFAULT_PATH_BUDGET: usize = 100_000;
 /// Process names kept per path.
 const MAX_PROCESSES: usize = 4;
+/// Dedup keys remembered before the session must fold the kernel's hit counts (which forgets
+/// keys the kernel's LRU has evicted). Twice the kernel LRU's size: a flood of distinct paths
+/// cannot grow this map without bound.
+pub const MAX_KEYS: usize = 2 * 65_536;
 
 /// Converts `bpf_ktime_get_ns` (CLOCK_MONOTONIC) to wall-clock time.
 #[derive(Clone, Copy)]
@@ -94,6 +98,8 @@ pub struct Recorder {
     collapsed: u64,
     runtime_setup: u64,
     mount_tables: mounts::MountTables,
+    /// Key count at which [`Self::needs_hits`] asks for a fold.
+    fold_at: usize,
 }
 
 impl Recorder {
@@ -109,6 +115,7 @@ impl Recorder {
             collapsed: 0,
             runtime_setup: 0,
             mount_tables: mounts::MountTables::default(),
+            fold_at: MAX_KEYS,
         }
     }
 
@@ -271,7 +278,20 @@ impl Recorder {
 
     /// Folds the kernel's dedup hit counts into the counts (call before [`Self::finish`], and
     /// periodically in long recordings so evicted entries lose little).
+    ///
+    /// Keys the kernel no longer holds (evicted from its LRU) can get no more hits and are
+    /// forgotten, which bounds memory under a flood of distinct paths. Hits an evicted entry
+    /// took after the previous fold are lost from the per-path counts (the kernel's
+    /// `deduplicated` counter still has them); fold often enough ([`Self::needs_hits`]).
     pub fn apply_hits(&mut self, hits: &[(DedupKey, DedupValue)]) {
+        let live: std::collections::HashSet<&DedupKey> = hits.iter().map(|(k, _)| k).collect();
+        self.keys.retain(|k, _| live.contains(k));
+        // Should the kernel ever hold more live keys than MAX_KEYS, ask again only after as
+        // many new ones, so folding always makes progress.
+        self.fold_at = MAX_KEYS.max(2 * self.keys.len());
+        if self.keys.capacity() > 4 * MAX_KEYS {
+            self.keys.shrink_to(MAX_KEYS);
+        }
         for (key, value) in hits {
             let Some(state) = self.keys.get_mut(key) else {
                 continue;
@@ -293,6 +313,12 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// Whether enough dedup keys piled up that the kernel's hit counts should be folded in now
+    /// (see [`Self::apply_hits`]), to keep memory bounded.
+    pub fn needs_hits(&self) -> bool {
+        self.keys.len() >= self.fold_at
     }
 
     /// Distinct paths recorded so far, all targets.
@@ -534,6 +560,35 @@ mod tests {
             vec![OpName::Tmpfile]
         );
         assert_eq!(ops_of(Op::Rename, 0), vec![OpName::RenameTo]);
+    }
+
+    #[test]
+    fn dedup_keys_stay_bounded() {
+        let mut r = Recorder::new(Path::new("/nonexistent-cgroup-root"));
+        let key = |i: u64| DedupKey {
+            cgroup_id: 1,
+            path_hash: i,
+            ..Default::default()
+        };
+        for i in 0..MAX_KEYS as u64 {
+            r.keys.insert(
+                key(i),
+                KeyState {
+                    cgroup: 1,
+                    paths: Vec::new(),
+                    result: "ok".into(),
+                    folded: 0,
+                },
+            );
+        }
+        assert!(r.needs_hits());
+        // The kernel still holds only the last 10 keys.
+        let live: Vec<(DedupKey, DedupValue)> = (MAX_KEYS as u64 - 10..MAX_KEYS as u64)
+            .map(|i| (key(i), DedupValue::default()))
+            .collect();
+        r.apply_hits(&live);
+        assert_eq!(r.keys.len(), 10);
+        assert!(!r.needs_hits());
     }
 
     #[test]

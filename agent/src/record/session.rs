@@ -80,8 +80,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What to record.
 pub enum Source {
     /// Run a command in a fresh cgroup until it and everything it started have exited. The
-    /// command may carry its own `pre_exec` set-up (verify enters a mount namespace there);
-    /// joining the cgroup is added before it.
+    /// command may carry its own `pre_exec` set-up (verify builds its mount namespace there);
+    /// joining the cgroup is added after it (closures run in the order they were added), so the
+    /// set-up's own calls are not recorded and every call of the command itself is.
     Command {
         /// The command, ready to spawn.
         command: std::process::Command,
@@ -106,6 +107,19 @@ pub struct Options {
     pub ready_file: Option<PathBuf>,
     /// Which hook design captures the calls.
     pub hook: loader::Hook,
+}
+
+/// A command line as the report keeps it: UTF-8 arguments as they are, others escaped as
+/// tables escape paths (`\xff`).
+pub fn argv_for_report(command: &[std::ffi::OsString]) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    command
+        .iter()
+        .map(|a| match a.to_str() {
+            Some(s) => s.to_string(),
+            None => crate::path::RawPath::from_bytes(a.as_bytes().to_vec()).to_string(),
+        })
+        .collect()
 }
 
 /// What ends a recording.
@@ -174,11 +188,11 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
         tokio::select! {
             guard = events.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::Io("poll the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut recorder);
+                drain(guard.get_inner_mut(), &mut recorder, &capture)?;
                 guard.clear_ready();
             }
             _ = drain_tick.tick() => {
-                drain(events.get_mut(), &mut recorder);
+                drain(events.get_mut(), &mut recorder, &capture)?;
                 // Command mode: done once the command exited and its cgroup is empty.
                 if let Some(c) = child.as_mut() {
                     if exit_code.is_none() {
@@ -209,7 +223,7 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     };
     // Records still in flight: the exit program runs before the syscall returns, so once the
     // processes are gone everything is in the ring buffer.
-    drain(events.get_mut(), &mut recorder);
+    drain(events.get_mut(), &mut recorder, &capture)?;
     recorder.apply_hits(&capture.dedup_hits()?);
     let counters = capture.counters()?;
     let exit_code = match stop {
@@ -233,9 +247,24 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     Ok(recorder.finish(counters, recording))
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, recorder: &mut Recorder) {
-    while let Some(item) = ring.next() {
-        recorder.add_record(&item);
+/// Reads every waiting record into the recorder, folding the kernel's dedup hit counts in
+/// whenever enough keys piled up (bounded memory under a flood of distinct paths).
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    recorder: &mut Recorder,
+    capture: &Capture,
+) -> Result<()> {
+    loop {
+        while let Some(item) = ring.next() {
+            recorder.add_record(&item);
+            if recorder.needs_hits() {
+                break;
+            }
+        }
+        if !recorder.needs_hits() {
+            return Ok(());
+        }
+        recorder.apply_hits(&capture.dedup_hits()?);
     }
 }
 
@@ -246,8 +275,8 @@ fn cgroup_empty(dir: &Path) -> bool {
     }
 }
 
-/// Starts the command as a member of the cgroup: the child joins it before exec (before any
-/// other set-up the caller added), so no write of the command is made outside it.
+/// Starts the command as a member of the cgroup: the child joins it just before exec (after
+/// any set-up the caller added), so no write of the command is made outside it.
 fn spawn_in_cgroup(
     mut command: std::process::Command,
     argv: &[String],

@@ -2,7 +2,13 @@
 
 use std::io::Write;
 
+use crate::path::RawPath;
 use crate::report::Report;
+
+/// A string from the report, safe for a terminal (escaped like paths).
+fn esc(s: &str) -> String {
+    RawPath::from(s).to_string()
+}
 
 /// Prints the report as a table, then the kernel counters.
 pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
@@ -11,9 +17,9 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             out,
             "TARGET {} (cgroup id {})",
             if t.cgroup.path.is_empty() {
-                "?"
+                "?".to_string()
             } else {
-                &t.cgroup.path
+                esc(&t.cgroup.path)
             },
             t.cgroup.id
         )?;
@@ -41,9 +47,9 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                     .iter()
                     .map(|(k, v)| {
                         if w.results.len() == 1 {
-                            k.clone()
+                            esc(k)
                         } else {
-                            format!("{k}:{v}")
+                            format!("{}:{v}", esc(k))
                         }
                     })
                     .collect::<Vec<_>>()
@@ -55,7 +61,7 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                     .unwrap_or_else(|| "?".into());
                 let mut path = w.path.to_string();
                 if !w.issues.is_empty() {
-                    path.push_str(&format!(" [{}]", w.issues.join(",")));
+                    path.push_str(&format!(" [{}]", esc(&w.issues.join(","))));
                 }
                 [path, ops, w.count.to_string(), results, mount]
             })
@@ -73,7 +79,10 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 if i + 1 == cells.len() {
                     write!(out, " {c}")?;
                 } else {
-                    write!(out, " {c:<w$}", w = widths[i])?;
+                    // Padded by hand: `{:<w$}` panics on widths beyond u16::MAX (a path
+                    // from a report can be that long).
+                    let pad = widths[i].saturating_sub(c.chars().count());
+                    write!(out, " {c}{}", " ".repeat(pad))?;
                 }
             }
             writeln!(out)
