@@ -5,30 +5,14 @@
 
 use std::process::Command;
 
-use crate::{run_cmd, setup, workspace_root};
+use crate::{run_cmd, setup_and_build, workspace_root};
 
 /// Runs the demo.
 pub fn run() -> anyhow::Result<()> {
-    let tc = setup::run()?;
-    let root = workspace_root();
+    let bin = setup_and_build(true, &["writepath", "writepath-tests"])?;
     run_cmd(
-        Command::new("cargo")
-            .current_dir(&root)
-            .env("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain)
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "writepath",
-                "--package",
-                "writepath-tests",
-            ]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    run_cmd(
-        Command::new(target.join("release/writepath-demo"))
-            .env("WRITEPATH_BIN", target.join("release/writepath")),
+        Command::new(bin.join("writepath-demo"))
+            .current_dir(workspace_root())
+            .env("WRITEPATH_BIN", bin.join("writepath")),
     )
 }

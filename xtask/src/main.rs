@@ -89,6 +89,8 @@ pub fn setup_and_build(release: bool, packages: &[&str]) -> anyhow::Result<std::
         cmd.args(["--package", p]);
     }
     run_cmd(&mut cmd)?;
+    // Later cargo invocations of this task (the test run) build the eBPF crate with the same
+    // toolchain.
     std::env::set_var("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
