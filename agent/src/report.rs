@@ -326,6 +326,31 @@ pub enum OpName {
 }
 
 impl OpName {
+    /// The stable name used in reports and tables (`rename-from`, `open-write`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpName::OpenWrite => "open-write",
+            OpName::Append => "append",
+            OpName::Create => "create",
+            OpName::Truncate => "truncate",
+            OpName::Tmpfile => "tmpfile",
+            OpName::Mkdir => "mkdir",
+            OpName::Mknod => "mknod",
+            OpName::RenameFrom => "rename-from",
+            OpName::RenameTo => "rename-to",
+            OpName::Link => "link",
+            OpName::Symlink => "symlink",
+            OpName::Unlink => "unlink",
+            OpName::Rmdir => "rmdir",
+            OpName::Chmod => "chmod",
+            OpName::Chown => "chown",
+            OpName::Utimes => "utimes",
+            OpName::Setxattr => "setxattr",
+            OpName::Removexattr => "removexattr",
+            OpName::Bind => "bind",
+        }
+    }
+
     /// Whether the op creates a new name in its directory (as opposed to changing an existing
     /// file). New names need a writable directory; changes need a writable file.
     pub fn creates_entry(self) -> bool {
@@ -456,6 +481,34 @@ mod tests {
         let err = Report::from_json("{\n \"version\": 1,\n \"targets\": [}", "r.json").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("r.json:3:"), "{msg}");
+    }
+
+    #[test]
+    fn op_names_match_the_report_format() {
+        let all = [
+            OpName::OpenWrite,
+            OpName::Append,
+            OpName::Create,
+            OpName::Truncate,
+            OpName::Tmpfile,
+            OpName::Mkdir,
+            OpName::Mknod,
+            OpName::RenameFrom,
+            OpName::RenameTo,
+            OpName::Link,
+            OpName::Symlink,
+            OpName::Unlink,
+            OpName::Rmdir,
+            OpName::Chmod,
+            OpName::Chown,
+            OpName::Utimes,
+            OpName::Setxattr,
+            OpName::Removexattr,
+            OpName::Bind,
+        ];
+        for op in all {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str(), "{op:?}");
+        }
     }
 
     #[test]

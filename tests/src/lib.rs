@@ -76,6 +76,17 @@ impl TempCgroup {
         TempCgroup { dir }
     }
 
+    /// A runc `cgroupsPath` for a container in a child `leaf` of this cgroup: the path below the
+    /// cgroup2 root, as runc's cgroupfs driver takes it.
+    pub fn runc_path(&self, leaf: &str) -> String {
+        let root = writepath::capture::loader::cgroup2_root().expect("cgroup2");
+        let rel = self
+            .dir
+            .strip_prefix(&root)
+            .expect("below the cgroup2 root");
+        format!("/{}/{leaf}", rel.display())
+    }
+
     /// Makes a child cgroup (removed with its parent).
     pub fn child(&self, name: &str) -> PathBuf {
         let d = self.dir.join(name);

@@ -15,10 +15,6 @@ fn runc_container_writes_are_reported_with_container_paths() {
         "runc is required (cargo xtask setup installs it)"
     );
     let cg = TempCgroup::new("runc");
-    let rel = cg
-        .dir
-        .strip_prefix(writepath::capture::loader::cgroup2_root().unwrap())
-        .unwrap();
     let script = "echo started >> /var/log/app.log; \
                   echo tmp > /tmp/scratch; \
                   mkdir -p /var/cache/app/blobs && echo b > /var/cache/app/blobs/1; \
@@ -29,7 +25,7 @@ fn runc_container_writes_are_reported_with_container_paths() {
         script,
         &[Tmpfs { path: "/tmp" }],
         false,
-        &format!("/{}/ctr", rel.display()),
+        &cg.runc_path("ctr"),
     );
     let rec = Recording::start(&cg.dir);
     let (status, out) = bundle.run();

@@ -21,18 +21,12 @@ fn erofs_failures_become_missing_volumes() {
         return;
     }
     let cg = TempCgroup::new("erofs");
-    let rel = cg
-        .dir
-        .strip_prefix(writepath::capture::loader::cgroup2_root().unwrap())
-        .unwrap()
-        .display()
-        .to_string();
     let bundle = Bundle::new(
         "erofs",
         MISSING_CACHE,
         &[Tmpfs { path: "/tmp" }],
         true,
-        &format!("/{rel}/ctr"),
+        &cg.runc_path("ctr"),
     );
     let rec = Recording::start(&cg.dir);
     let (status, out) = bundle.run();

@@ -23,13 +23,7 @@ fn suggested_volumes_make_a_read_only_root_work() {
         return;
     }
     let cg = TempCgroup::new("roundtrip");
-    let rel = cg
-        .dir
-        .strip_prefix(writepath::capture::loader::cgroup2_root().unwrap())
-        .unwrap()
-        .display()
-        .to_string();
-    let cgroup_path = format!("/{rel}/ctr");
+    let cgroup_path = cg.runc_path("ctr");
 
     // 1. Record with a writable root.
     let bundle = Bundle::new("rt-record", NGINX_LIKE, &[], false, &cgroup_path);

@@ -34,12 +34,7 @@ pub fn print(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 let ops = w
                     .ops
                     .iter()
-                    .map(|o| {
-                        serde_json::to_value(o)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    })
+                    .map(|o| o.as_str().to_string())
                     .collect::<Vec<_>>()
                     .join(",");
                 let results = w

@@ -131,12 +131,7 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
                 .evidence
                 .ops
                 .iter()
-                .map(|o| {
-                    serde_json::to_value(o)
-                        .ok()
-                        .and_then(|x| x.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
+                .map(|o| o.as_str().to_string())
                 .collect();
             let samples: Vec<String> = v
                 .evidence

@@ -213,16 +213,7 @@ impl Outcome {
                 "MOUNT".into(),
             ]];
             for w in &self.failing_writes {
-                let ops: Vec<String> = w
-                    .ops
-                    .iter()
-                    .map(|o| {
-                        serde_json::to_value(o)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    })
-                    .collect();
+                let ops: Vec<String> = w.ops.iter().map(|o| o.as_str().to_string()).collect();
                 let procs: Vec<String> = w
                     .processes
                     .iter()

@@ -93,14 +93,7 @@ fn main() {
         fail("must run as root (it loads eBPF programs and runs a container)");
     }
     let cg = TempCgroup::new("demo");
-    let root = writepath::capture::loader::cgroup2_root().expect("cgroup2");
-    let rel = cg
-        .dir
-        .strip_prefix(&root)
-        .expect("below cgroup2")
-        .display()
-        .to_string();
-    let cgroup_path = format!("/{rel}/app");
+    let cgroup_path = cg.runc_path("app");
     let out_dir: PathBuf = std::env::current_dir().expect("cwd").join("target/demo");
     std::fs::create_dir_all(&out_dir).expect("target/demo");
     let report_path = out_dir.join("report.json");
