@@ -448,10 +448,8 @@ fn record_write(
     if let Some(r) = related {
         entry.related.insert(r.clone());
     }
-    if entry.processes.len() < MAX_PROCESSES {
-        if !entry.processes.contains(ev.comm) {
-            entry.processes.insert(ev.comm.to_string());
-        }
+    if entry.processes.len() < MAX_PROCESSES && !entry.processes.contains(ev.comm) {
+        entry.processes.insert(ev.comm.to_string());
     }
     entry.issues.extend(issues.iter().map(|s| s.to_string()));
     (path, collapse)

@@ -57,7 +57,7 @@ enum Running {
         report: PathBuf,
         _dir: tempfile::TempDir,
     },
-    Floor(#[expect(dead_code, reason = "held for its attached programs")] Capture),
+    Floor(#[expect(dead_code, reason = "held for its attached programs")] Box<Capture>),
     Bpftrace(Child),
 }
 
@@ -151,9 +151,15 @@ fn start(cond: &str, ctx: &Ctx) -> Running {
         "watched" => start_agent(&ctx.load.dir, &[]),
         "other-cgroup" => start_agent(&ctx.other.dir, &[]),
         "watched-pair" => start_agent(&ctx.load.dir, &["--hook", "pair"]),
-        "floor" => Running::Floor(Capture::load_floor(Hook::ExitOnly).expect("floor programs")),
-        "floor-pair" => Running::Floor(Capture::load_floor(Hook::Pair).expect("floor programs")),
-        "floor-raw" => Running::Floor(Capture::load_raw_exit_floor().expect("raw floor program")),
+        "floor" => Running::Floor(Box::new(
+            Capture::load_floor(Hook::ExitOnly).expect("floor programs"),
+        )),
+        "floor-pair" => Running::Floor(Box::new(
+            Capture::load_floor(Hook::Pair).expect("floor programs"),
+        )),
+        "floor-raw" => Running::Floor(Box::new(
+            Capture::load_raw_exit_floor().expect("raw floor program"),
+        )),
         "bpftrace-stream" => start_bpftrace(&bpftrace_script(&ctx.load.dir, false)),
         "bpftrace-count" => start_bpftrace(&bpftrace_script(&ctx.load.dir, true)),
         other => panic!("unknown condition {other}"),
