@@ -96,19 +96,8 @@ pub fn report(data: &[u8]) {
 /// The fixed suggestions manifests are patched with.
 fn sample_suggestions() -> crate::suggest::Suggestions {
     use crate::suggest::*;
-    let vol = |p: &str, name: &str| VolumeSuggestion {
-        mount_path: RawPath::from(p),
-        name: name.into(),
-        volume: VolumeKind::EmptyDir {
-            medium: None,
-            size_limit: None,
-        },
-        purpose: Purpose::Temp,
-        evidence: Evidence::default(),
-        shadowing: None,
-        failed_writes: 0,
-        alternatives: Vec::new(),
-    };
+    let vol =
+        |p: &str, name: &str| VolumeSuggestion::empty_dir(RawPath::from(p), name, Purpose::Temp);
     Suggestions {
         version: SUGGESTIONS_VERSION,
         containers: vec![ContainerSuggestions {

@@ -290,3 +290,24 @@ pub fn scratch_dir(name: &str) -> tempfile::TempDir {
         .tempdir_in("/tmp")
         .expect("tempdir")
 }
+
+/// A per-process tag made of letters only (the suggestion engine treats digits in names as
+/// generated names, which would change what tests expect).
+pub fn letter_tag() -> String {
+    std::process::id()
+        .to_string()
+        .bytes()
+        .map(|b| char::from(b'a' + (b - b'0')))
+        .collect()
+}
+
+/// Removes directory trees on drop.
+pub struct RemoveOnDrop(pub Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}

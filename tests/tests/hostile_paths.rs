@@ -37,20 +37,10 @@ fn hostile_names_print_escaped_and_round_trip_in_json() {
     if !privileged("hostile_names_print_escaped_and_round_trip_in_json") {
         return;
     }
-    let tag: String = std::process::id()
-        .to_string()
-        .bytes()
-        .map(|b| char::from(b'a' + (b - b'0')))
-        .collect();
+    let tag = letter_tag();
     let dir = format!("/var/tmp/wp-hostile-{tag}");
     std::fs::create_dir_all(&dir).unwrap();
-    struct Rm(String);
-    impl Drop for Rm {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _rm = Rm(dir.clone());
+    let _rm = RemoveOnDrop(vec![dir.clone()]);
     let mut full = format!("{dir}/").into_bytes();
     full.extend_from_slice(NAME);
     let full_os = std::ffi::OsStr::from_bytes(&full);

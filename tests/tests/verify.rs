@@ -26,32 +26,17 @@ fn host_mounts(prefixes: &[&str]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Removes a directory tree on drop.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
 #[test]
 fn verify_proves_suggestions_and_leaves_the_host_alone() {
     if !privileged("verify_proves_suggestions_and_leaves_the_host_alone") {
         return;
     }
     // Letters, not digits: the suggestion engine treats numbered names as generated ones.
-    let tag: String = std::process::id()
-        .to_string()
-        .bytes()
-        .map(|b| char::from(b'a' + (b - b'0')))
-        .collect();
+    let tag = letter_tag();
     // An existing directory the command writes below, and one it creates itself.
     let existing = format!("/var/tmp/wp-verify-{tag}");
     let created = format!("/var/lib/wp-verify-{tag}");
-    let _cleanup = Cleanup(vec![existing.clone(), created.clone()]);
+    let _cleanup = RemoveOnDrop(vec![existing.clone(), created.clone()]);
     std::fs::create_dir_all(format!("{existing}/cache")).unwrap();
     let script = format!(
         "set -e; mkdir -p {existing}/cache/blobs; echo x > {existing}/cache/blobs/1; \
@@ -150,11 +135,7 @@ fn verify_keeps_mounts_below_an_overlaid_directory() {
     if !privileged("verify_keeps_mounts_below_an_overlaid_directory") {
         return;
     }
-    let tag: String = std::process::id()
-        .to_string()
-        .bytes()
-        .map(|b| char::from(b'a' + (b - b'0')))
-        .collect();
+    let tag = letter_tag();
     let base = format!("/var/tmp/wp-verify-sub-{tag}");
     let inner = format!("{base}/inner");
     std::fs::create_dir_all(&inner).unwrap();

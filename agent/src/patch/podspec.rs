@@ -429,22 +429,10 @@ fn shell_quote(word: &str) -> String {
 mod tests {
     use super::*;
     use crate::path::RawPath;
-    use crate::suggest::{Evidence, Purpose, Shadowing, VolumeSuggestion};
+    use crate::suggest::{Purpose, Shadowing, VolumeSuggestion};
 
     fn vs(path: &str, name: &str) -> VolumeSuggestion {
-        VolumeSuggestion {
-            mount_path: RawPath::from(path),
-            name: name.into(),
-            volume: VolumeKind::EmptyDir {
-                medium: None,
-                size_limit: None,
-            },
-            purpose: Purpose::Temp,
-            evidence: Evidence::default(),
-            shadowing: None,
-            failed_writes: 0,
-            alternatives: Vec::new(),
-        }
+        VolumeSuggestion::empty_dir(RawPath::from(path), name, Purpose::Temp)
     }
 
     fn object() -> Object {

@@ -81,6 +81,25 @@ pub struct VolumeSuggestion {
     pub alternatives: Vec<String>,
 }
 
+impl VolumeSuggestion {
+    /// A plain emptyDir at `mount_path` with no evidence yet (tests, fixtures, `--mount`).
+    pub fn empty_dir(mount_path: RawPath, name: impl Into<String>, purpose: Purpose) -> Self {
+        VolumeSuggestion {
+            mount_path,
+            name: name.into(),
+            volume: VolumeKind::EmptyDir {
+                medium: None,
+                size_limit: None,
+            },
+            purpose,
+            evidence: Evidence::default(),
+            shadowing: None,
+            failed_writes: 0,
+            alternatives: Vec::new(),
+        }
+    }
+}
+
 /// The volume to use.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "camelCase")]

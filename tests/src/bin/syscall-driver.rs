@@ -143,38 +143,8 @@ fn main() {
                 "removexattr" => {
                     libc::syscall(libc::SYS_removexattr, a, c("user.writepath").as_ptr())
                 }
-                "bind" => {
-                    let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-                    let mut addr: libc::sockaddr_un = std::mem::zeroed();
-                    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-                    for (i, byte) in p1.as_bytes().iter().take(107).enumerate() {
-                        addr.sun_path[i] = *byte as libc::c_char;
-                    }
-                    let r = libc::syscall(
-                        libc::SYS_bind,
-                        fd,
-                        &addr as *const _ as libc::c_long,
-                        std::mem::size_of::<libc::sockaddr_un>(),
-                    );
-                    libc::close(fd);
-                    r
-                }
-                "bind-abstract" => {
-                    let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-                    let mut addr: libc::sockaddr_un = std::mem::zeroed();
-                    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-                    for (i, byte) in p1.as_bytes().iter().take(100).enumerate() {
-                        addr.sun_path[i + 1] = *byte as libc::c_char;
-                    }
-                    let r = libc::syscall(
-                        libc::SYS_bind,
-                        fd,
-                        &addr as *const _ as libc::c_long,
-                        std::mem::size_of::<libc::sockaddr_un>(),
-                    );
-                    libc::close(fd);
-                    r
-                }
+                "bind" => bind_unix(p1.as_bytes(), false),
+                "bind-abstract" => bind_unix(p1.as_bytes(), true),
                 "repeat-open" => {
                     // repeat-open:PATH:N — the same write N times.
                     let n: u64 = p2.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -224,5 +194,28 @@ fn main() {
             // SAFETY: closing an fd we opened.
             unsafe { libc::close(ret as i32) };
         }
+    }
+}
+
+/// bind(2) of a new AF_UNIX socket to `name`: a filesystem path, or (`abstract_name`) an
+/// abstract name (leading NUL). Returns the syscall's result.
+unsafe fn bind_unix(name: &[u8], abstract_name: bool) -> libc::c_long {
+    // SAFETY: plain socket calls on a zeroed sockaddr_un filled within its bounds.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let start = usize::from(abstract_name);
+        for (i, byte) in name.iter().take(107 - start).enumerate() {
+            addr.sun_path[i + start] = *byte as libc::c_char;
+        }
+        let r = libc::syscall(
+            libc::SYS_bind,
+            fd,
+            &addr as *const _ as libc::c_long,
+            std::mem::size_of::<libc::sockaddr_un>(),
+        );
+        libc::close(fd);
+        r
     }
 }
