@@ -267,10 +267,13 @@ pub enum Counter {
     BaseErrors = 8,
     /// Calls skipped after entry: bind of a non-unix or abstract socket, fd-only utimensat.
     NotAPath = 9,
+    /// A watched call the program could not finish (a map or kernel read failed before it was
+    /// recorded): a loss, counted, never silent.
+    ProbeErrors = 10,
 }
 
 /// Number of counters.
-pub const COUNTERS: u32 = 10;
+pub const COUNTERS: u32 = 11;
 
 /// FNV-1a offset basis.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

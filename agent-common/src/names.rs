@@ -13,11 +13,20 @@ pub const CONTROL_MAP: &str = "CONTROL";
 pub const DEDUP_MAP: &str = "SEEN_WRITES";
 /// Kernel structure offsets, read from the running kernel's BTF at load time.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// What the running kernel offers the programs ([`FEATURE_ANCESTOR_HELPER`]…), set at load
+/// time from the probe.
+pub const FEATURES_GLOBAL: &str = "FEATURES";
+/// [`FEATURES_GLOBAL`] bit: `bpf_get_current_ancestor_cgroup_id` may be called (5.14+ in
+/// tracepoint programs); without it the cgroup ancestry is read from `struct cgroup`.
+pub const FEATURE_ANCESTOR_HELPER: u64 = 1 << 0;
 
 /// The program attached to every `syscalls/sys_enter_*` tracepoint we watch.
 pub const ENTER_PROGRAM: &str = "sys_enter_write";
 /// The program attached to every `syscalls/sys_exit_*` tracepoint we watch.
 pub const EXIT_PROGRAM: &str = "sys_exit_write";
+/// The exit program of the compat design (kernels without `bpf_loop`): the same work with
+/// bounded loops; paired with [`ENTER_PROGRAM`].
+pub const EXIT_COMPAT_PROGRAM: &str = "sys_exit_compat";
 
 /// The exit-only design: one program on the `sys_exit_*` tracepoints, arguments from the
 /// task's saved registers.
@@ -28,3 +37,10 @@ pub const FLOOR_ENTER_PROGRAM: &str = "sys_enter_floor";
 pub const FLOOR_EXIT_PROGRAM: &str = "sys_exit_floor";
 /// Benchmark floor of the raw-tracepoint design: an empty raw `sys_exit` program.
 pub const FLOOR_RAW_EXIT_PROGRAM: &str = "raw_sys_exit_floor";
+
+/// The trampoline design's program for the watched syscall `name` (`fx_openat` on
+/// `__x64_sys_openat`).
+#[cfg(feature = "user")]
+pub fn fexit_program(name: &str) -> String {
+    format!("fx_{name}")
+}

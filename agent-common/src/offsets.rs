@@ -50,4 +50,19 @@ pub struct KernelOffsets {
     pub nsproxy_mnt_ns: u64,
     /// `mnt_namespace.ns.inum` (unsigned int).
     pub mnt_ns_inum: u64,
+    /// `pt_regs.{di, si, dx, r10, r8, r9}`: the six syscall arguments as the task saved them
+    /// on entry, in the syscall ABI's order (the exit-only design reads them).
+    pub pt_regs_args: [u64; 6],
+    /// 1 when the cgroup fields below were found (kernels that still have
+    /// `cgroup.ancestor_ids`, before 5.19): the walk used where the
+    /// `bpf_get_current_ancestor_cgroup_id` helper is missing (before 5.14).
+    pub cgroup_valid: u64,
+    /// `task_struct.cgroups` (struct css_set *).
+    pub task_cgroups: u64,
+    /// `css_set.dfl_cgrp` (struct cgroup *, the cgroup v2 one).
+    pub css_set_dfl_cgrp: u64,
+    /// `cgroup.level` (int).
+    pub cgroup_level: u64,
+    /// `cgroup.ancestor_ids` (u64[], the ids of the cgroup's ancestors by level).
+    pub cgroup_ancestor_ids: u64,
 }

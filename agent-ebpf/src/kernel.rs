@@ -1,9 +1,12 @@
-//! Reading kernel structures: the current task's root, cwd and open files, and the walk from a
-//! directory up to the task's root that gives a relative path's base as the container sees it.
+//! Reading kernel structures: the current task's root, cwd, open files and cgroup, and the walk
+//! from a directory up to the task's root that gives a relative path's base as the container
+//! sees it.
 //!
 //! Field offsets come from userspace (read from the running kernel's BTF) through the
 //! [`OFFSETS`] global, because Rust eBPF programs have no CO-RE relocations. With
-//! `OFFSETS.valid == 0` nothing here is used and relative paths are flagged unresolved.
+//! `OFFSETS.valid == 0` nothing here is used and relative paths are flagged unresolved. Fields
+//! are read one at a time where they are used ([`off!`]): the struct is never copied onto the
+//! 512-byte stack.
 
 use agent_common::{offsets::KernelOffsets, MAX_NAME, MAX_PATH_DEPTH, PAYLOAD_CAP, PAYLOAD_MASK};
 use aya_ebpf::helpers::{
@@ -11,11 +14,12 @@ use aya_ebpf::helpers::{
     generated::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel_str},
 };
 
-use crate::maps::{LOOP_STATE, SCRATCH};
+use crate::maps::{LoopState, LOOP_STATE, SCRATCH};
 
-/// Set by userspace before load (`EbpfLoader::set_global`); all zero means "unknown kernel".
+/// Set by userspace before load (`EbpfLoader::override_global`); all zero means "unknown
+/// kernel".
 #[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets {
+pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
     valid: 0,
     task_fs: 0,
     task_files: 0,
@@ -36,20 +40,31 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     vfsmount_root: 0,
     nsproxy_mnt_ns: 0,
     mnt_ns_inum: 0,
+    pt_regs_args: [0; 6],
+    cgroup_valid: 0,
+    task_cgroups: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_level: 0,
+    cgroup_ancestor_ids: 0,
 };
 
-/// The offsets, read so the compiler cannot fold the all-zero initial value.
-#[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: reading our own global.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+/// One field of [`OFFSETS`], read so the compiler cannot fold the all-zero initial value.
+macro_rules! off {
+    ($($field:tt)+) => {
+        {
+            #[allow(unused_unsafe)]
+            // SAFETY: reading our own global.
+            let v = unsafe { core::ptr::read_volatile(&$crate::kernel::OFFSETS.$($field)+) };
+            v
+        }
+    };
 }
+pub(crate) use off;
 
 /// Whether userspace gave us the offsets (a single field, cheap to read on every call).
 #[inline(always)]
 pub fn offsets_valid() -> bool {
-    // SAFETY: reading our own global.
-    unsafe { core::ptr::read_volatile(&OFFSETS.valid) != 0 }
+    off!(valid) != 0
 }
 
 /// A `struct path`: (vfsmount, dentry) kernel addresses.
@@ -59,80 +74,98 @@ pub struct KPath {
     pub dentry: u64,
 }
 
-impl KPath {
-    /// No path.
-    pub const ZERO: KPath = KPath { mnt: 0, dentry: 0 };
-}
-
 #[inline(always)]
-fn read_u64(addr: u64) -> Result<u64, i64> {
+pub fn read_u64(addr: u64) -> Result<u64, i64> {
     // SAFETY: probe read of kernel memory; faults return an error.
     unsafe { bpf_probe_read_kernel(addr as *const u64) }.map_err(i64::from)
 }
 
 #[inline(always)]
-fn read_path(addr: u64, o: &KernelOffsets) -> Result<KPath, i64> {
+fn read_u32(addr: u64) -> Result<u32, i64> {
+    // SAFETY: probe read of kernel memory; faults return an error.
+    unsafe { bpf_probe_read_kernel(addr as *const u32) }.map_err(i64::from)
+}
+
+#[inline(always)]
+fn read_path(addr: u64) -> Result<KPath, i64> {
     Ok(KPath {
-        mnt: read_u64(addr + o.path_mnt)?,
-        dentry: read_u64(addr + o.path_dentry)?,
+        mnt: read_u64(addr + off!(path_mnt))?,
+        dentry: read_u64(addr + off!(path_dentry))?,
     })
 }
 
 /// The current task's `fs_struct` address.
 #[inline(always)]
-fn current_fs(o: &KernelOffsets) -> Result<u64, i64> {
+fn current_fs() -> Result<u64, i64> {
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
-    read_u64(task + o.task_fs)
+    read_u64(task + off!(task_fs))
 }
 
 /// The current task's root directory.
 #[inline(always)]
-pub fn current_root(o: &KernelOffsets) -> Result<KPath, i64> {
-    read_path(current_fs(o)? + o.fs_root, o)
+pub fn current_root() -> Result<KPath, i64> {
+    read_path(current_fs()? + off!(fs_root))
 }
 
 /// The directory a relative name is looked up from: the cwd for `AT_FDCWD`, else the file open
 /// on `dirfd`.
 #[inline(always)]
-pub fn base_dir(dirfd: i32, o: &KernelOffsets) -> Result<KPath, i64> {
+pub fn base_dir(dirfd: i32) -> Result<KPath, i64> {
     if dirfd == agent_common::syscalls::AT_FDCWD {
-        return read_path(current_fs(o)? + o.fs_pwd, o);
+        return read_path(current_fs()? + off!(fs_pwd));
     }
     if dirfd < 0 {
         return Err(-9); // EBADF
     }
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
-    let files = read_u64(task + o.task_files)?;
-    let fdt = read_u64(files + o.files_fdt)?;
-    // SAFETY: probe read of kernel memory.
-    let max_fds: u32 =
-        unsafe { bpf_probe_read_kernel((fdt + o.fdt_max_fds) as *const u32) }.map_err(i64::from)?;
+    let files = read_u64(task + off!(task_files))?;
+    let fdt = read_u64(files + off!(files_fdt))?;
+    let max_fds = read_u32(fdt + off!(fdt_max_fds))?;
     if dirfd as u32 >= max_fds {
         return Err(-9);
     }
-    let fd_array = read_u64(fdt + o.fdt_fd)?;
+    let fd_array = read_u64(fdt + off!(fdt_fd))?;
     let file = read_u64(fd_array + (dirfd as u64) * 8)?;
     if file == 0 {
         return Err(-9);
     }
-    read_path(file + o.file_path, o)
+    read_path(file + off!(file_path))
 }
 
 /// The current task's mount namespace inode number, 0 when unknown.
 #[inline(always)]
-pub fn current_mnt_ns(o: &KernelOffsets) -> u64 {
+pub fn current_mnt_ns() -> u64 {
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() };
-    let inum = read_u64(task + o.task_nsproxy)
-        .and_then(|ns| read_u64(ns + o.nsproxy_mnt_ns))
-        // SAFETY: probe read of kernel memory.
-        .and_then(|mnt_ns| {
-            unsafe { bpf_probe_read_kernel((mnt_ns + o.mnt_ns_inum) as *const u32) }
-                .map_err(i64::from)
+    read_u64(task + off!(task_nsproxy))
+        .and_then(|ns| read_u64(ns + off!(nsproxy_mnt_ns)))
+        .and_then(|mnt_ns| read_u32(mnt_ns + off!(mnt_ns_inum)))
+        .map(u64::from)
+        .unwrap_or(0)
+}
+
+/// The id of the current task's cgroup v2 ancestor at `level`, read from `struct cgroup` (what
+/// `bpf_get_current_ancestor_cgroup_id` does on kernels that have it): 0 when the cgroup is
+/// not that deep or the fields are unknown.
+#[inline(always)]
+pub fn ancestor_cgroup_id(level: i32) -> u64 {
+    if off!(cgroup_valid) == 0 {
+        return 0;
+    }
+    // SAFETY: helper without arguments.
+    let task = unsafe { bpf_get_current_task() };
+    let id = read_u64(task + off!(task_cgroups))
+        .and_then(|css_set| read_u64(css_set + off!(css_set_dfl_cgrp)))
+        .and_then(|cgrp| {
+            let depth = read_u32(cgrp + off!(cgroup_level))? as i32;
+            if level > depth {
+                return Ok(0);
+            }
+            read_u64(cgrp + off!(cgroup_ancestor_ids) + (level as u64 & 63) * 8)
         });
-    inum.map(u64::from).unwrap_or(0)
+    id.unwrap_or(0)
 }
 
 /// Outcome of [`walk`].
@@ -147,10 +180,12 @@ pub struct Walk {
 /// `start`, leaf first, each NUL-terminated. Mount points are crossed to their parent mount,
 /// so a cwd on a volume still yields the container's path. At most [`MAX_PATH_DEPTH`] levels.
 ///
-/// The loop runs under `bpf_loop` with its state in [`LOOP_STATE`], so the verifier checks one
-/// step once instead of every unrolled level for every caller state.
+/// With `BOUNDED` the levels are a plain bounded loop (every kernel since 5.3); otherwise they
+/// run under `bpf_loop` (5.17+), which the verifier checks once instead of once per level.
+/// Either way the state lives in [`LOOP_STATE`]: values read from a map are unknown to the
+/// verifier, so a step is checked once instead of once per distinct caller state.
 #[inline(always)]
-pub fn walk(start: usize, from: KPath, root: KPath, o: &KernelOffsets) -> Walk {
+pub fn walk<const BOUNDED: bool>(start: usize, from: KPath, root: KPath) -> Walk {
     let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
         return Walk {
             end: start,
@@ -161,20 +196,25 @@ pub fn walk(start: usize, from: KPath, root: KPath, o: &KernelOffsets) -> Walk {
     unsafe {
         (*st).dentry = from.dentry;
         (*st).mnt = from.mnt;
-        (*st).mount = from.mnt.wrapping_sub(o.mount_mnt);
+        (*st).mount = from.mnt.wrapping_sub(off!(mount_mnt));
         (*st).root_dentry = root.dentry;
         (*st).root_mnt = root.mnt;
         (*st).off = start as u64;
         (*st).done = 0;
     }
-    // SAFETY: the callback takes its state from LOOP_STATE, not from the context pointer.
-    let loops = unsafe {
-        bpf_loop(
-            MAX_PATH_DEPTH as u32,
-            walk_step as *mut core::ffi::c_void,
-            core::ptr::null_mut(),
-            0,
-        )
+    let failed = if BOUNDED {
+        wp_walk_bounded() != 0
+    } else {
+        // SAFETY: the callback takes its state from LOOP_STATE, not from the context pointer.
+        let loops = unsafe {
+            bpf_loop(
+                MAX_PATH_DEPTH as u32,
+                walk_step as *mut core::ffi::c_void,
+                core::ptr::null_mut(),
+                0,
+            )
+        };
+        loops < 0
     };
     // SAFETY: as above.
     let (end, done) = unsafe { ((*st).off as usize, (*st).done) };
@@ -185,59 +225,80 @@ pub fn walk(start: usize, from: KPath, root: KPath, o: &KernelOffsets) -> Walk {
     };
     Walk {
         end,
-        truncated: loops < 0 || done == 0,
+        truncated: failed || done == 0,
     }
 }
 
-/// One level of [`walk`]: returns 1 to stop (done or failed), 0 to go on.
+/// The levels of [`walk`] in a bounded loop, as a global function (see `wp_hash_bounded` for
+/// why): the state is in [`LOOP_STATE`]; returns non-zero when it could not run.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_walk_bounded() -> i64 {
+    let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    for _ in 0..MAX_PATH_DEPTH {
+        // SAFETY: per-CPU map value, ours while this program runs.
+        if walk_level(unsafe { &mut *st }) {
+            break;
+        }
+    }
+    0
+}
+
+/// One level of [`walk`] under `bpf_loop`: returns 1 to stop (done or failed), 0 to go on.
 #[inline(never)]
 extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
     let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
         return 1;
     };
     // SAFETY: per-CPU map value, ours while this program runs.
-    let st = unsafe { &mut *st };
-    let o = offsets();
+    i64::from(walk_level(unsafe { &mut *st }))
+}
+
+/// One level of [`walk`]: true to stop (done or failed).
+#[inline(always)]
+fn walk_level(st: &mut LoopState) -> bool {
     if st.dentry == st.root_dentry && st.mnt == st.root_mnt {
         st.done = 1;
-        return 1;
+        return true;
     }
-    let Ok(mnt_root) = read_u64(st.mnt + o.vfsmount_root) else {
-        return 1;
+    let Ok(mnt_root) = read_u64(st.mnt + off!(vfsmount_root)) else {
+        return true;
     };
     if st.dentry == mnt_root {
-        let Ok(parent) = read_u64(st.mount + o.mount_parent) else {
-            return 1;
+        let Ok(parent) = read_u64(st.mount + off!(mount_parent)) else {
+            return true;
         };
         if parent == st.mount {
             // The top of this mount namespace: the path is complete.
             st.done = 1;
-            return 1;
+            return true;
         }
-        let Ok(mountpoint) = read_u64(st.mount + o.mount_mountpoint) else {
-            return 1;
+        let Ok(mountpoint) = read_u64(st.mount + off!(mount_mountpoint)) else {
+            return true;
         };
         st.dentry = mountpoint;
         st.mount = parent;
-        st.mnt = parent + o.mount_mnt;
-        return 0;
+        st.mnt = parent + off!(mount_mnt);
+        return false;
     }
-    let Ok(parent) = read_u64(st.dentry + o.dentry_parent) else {
-        return 1;
+    let Ok(parent) = read_u64(st.dentry + off!(dentry_parent)) else {
+        return true;
     };
     if parent == st.dentry {
         st.done = 1;
-        return 1;
+        return true;
     }
-    let Ok(name) = read_u64(st.dentry + o.dentry_name) else {
-        return 1;
+    let Ok(name) = read_u64(st.dentry + off!(dentry_name)) else {
+        return true;
     };
     let off = st.off as usize;
     if off > PAYLOAD_CAP - MAX_NAME {
-        return 1;
+        return true;
     }
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        return 1;
+        return true;
     };
     // SAFETY: `off & PAYLOAD_MASK` + MAX_NAME stays inside payload + slack.
     let n = unsafe {
@@ -252,9 +313,9 @@ extern "C" fn walk_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
         )
     };
     if n <= 0 {
-        return 1;
+        return true;
     }
     st.off += n as u64;
     st.dentry = parent;
-    0
+    false
 }

@@ -65,6 +65,70 @@ pub static SEEN_WRITES: LruHashMap<DedupKey, DedupValue> = LruHashMap::with_max_
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<EventBuffer> = PerCpuArray::with_max_entries(1, 0);
 
+/// The call being finished, handed from one stage of the exit side to the next (see
+/// `programs::exit`). Per CPU: a program runs to its end on one CPU.
+#[map(name = "WORK")]
+pub static WORK: PerCpuArray<Work> = PerCpuArray::with_max_entries(1, 0);
+
+/// See [`WORK`]. Filled by the entry program, then by each stage in turn.
+#[repr(C)]
+pub struct Work {
+    /// Syscall number.
+    pub nr: u64,
+    /// Its result.
+    pub ret: i64,
+    /// Its flags argument (open flags, AT_* flags), as the filter read it.
+    pub call_flags: u64,
+    /// User pointer of the first path (or of the sockaddr for bind).
+    pub path_ptr: u64,
+    /// User pointer of the second path, 0 when none.
+    pub path2_ptr: u64,
+    /// Directory fd of the first path (`AT_FDCWD` when the syscall takes none).
+    pub dirfd: i64,
+    /// Directory fd of the second path, as the syscall gave it.
+    pub dirfd2_arg: i64,
+    /// `bpf_get_current_pid_tgid()`.
+    pub pid_tgid: u64,
+    /// Stage 1: the operation (rmdir for `unlinkat(AT_REMOVEDIR)`).
+    pub op: u64,
+    /// Stage 1: the flags that take part in the dedup key.
+    pub key_flags: u64,
+    /// Stages 1 and 4: `EV_*` flags of the record.
+    pub flags: u64,
+    /// Stage 1: length of the first path.
+    pub p1_len: u64,
+    /// Stage 1: payload offset of the second path.
+    pub off2: u64,
+    /// Stage 1: length of the second path.
+    pub p2_len: u64,
+    /// Stage 1: hashes of the two paths.
+    pub path_hash: u64,
+    /// See `path_hash`.
+    pub path2_hash: u64,
+    /// Stage 1: bit 0, the first path is relative; bit 1, the second.
+    pub relative: u64,
+    /// Stage 1: directory fd the second path is resolved against (`AT_FDCWD` when unused).
+    pub dirfd2: i64,
+    /// Stage 2: bit 0, the first base was found; bit 1, the second.
+    pub found: u64,
+    /// Stage 2: the base directories.
+    pub base1_mnt: u64,
+    /// See `base1_mnt`.
+    pub base1_dentry: u64,
+    /// See `base1_mnt`.
+    pub base2_mnt: u64,
+    /// See `base1_mnt`.
+    pub base2_dentry: u64,
+    /// Stage 3: when the record was made.
+    pub now: u64,
+    /// Stage 4: payload bytes used.
+    pub end: u64,
+    /// Stage 4: lengths of the resolved bases.
+    pub base_len: u64,
+    /// See `base_len`.
+    pub base2_len: u64,
+}
+
 /// Adds one to a counter.
 #[inline(always)]
 pub fn count(counter: agent_common::Counter) {

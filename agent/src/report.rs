@@ -66,6 +66,10 @@ pub struct Recording {
     /// `uname -r`.
     #[serde(default)]
     pub kernel: String,
+    /// The capture design that recorded it: "exit-only", "pair" or "compat"
+    /// (docs/kernels.md). Empty in reports of writepath before 0.2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook: String,
 }
 
 /// Kernel-side counters (summed over CPUs) and userspace ones.
@@ -97,6 +101,10 @@ pub struct Counters {
     /// Calls that turned out not to name a path (abstract sockets, fd-only utimensat).
     #[serde(default)]
     pub not_a_path: u64,
+    /// Watched calls a program could not finish (a kernel read or map lookup failed before
+    /// the record was made): lost, and counted.
+    #[serde(default)]
+    pub probe_errors: u64,
     /// Records userspace could not decode (a bug if ever non-zero).
     #[serde(default)]
     pub decode_errors: u64,

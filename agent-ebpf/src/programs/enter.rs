@@ -5,6 +5,7 @@
 //! the exit program, which reads the paths once the kernel has paged them in.
 
 use agent_common::{
+    names::FEATURE_ANCESTOR_HELPER,
     syscalls::{
         open_has_write_intent, SyscallSpec, ARGS_CREAT, ARGS_OPEN, ARGS_OPENAT2, MAX_SYSCALL,
         NO_ARG, O_CREAT, O_TRUNC, O_WRONLY, SPECS,
@@ -31,7 +32,9 @@ const MAX_CGROUP_LEVELS: i32 = 32;
 
 #[tracepoint]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
-    let _ = try_sys_enter_write(&ctx);
+    if try_sys_enter_write(&ctx).is_err() {
+        count(Counter::ProbeErrors);
+    }
     0
 }
 
@@ -111,6 +114,24 @@ pub fn pick(args: &[u64; 6], i: u8) -> u64 {
     }
 }
 
+/// What the kernel offers (`FEATURE_*` bits), set by userspace from its probe before load. A
+/// read-only global: the verifier knows its value and drops the branches it rules out, so a
+/// helper this kernel lacks is never seen.
+#[unsafe(no_mangle)]
+static FEATURES: u64 = 0;
+
+/// The id of the current task's cgroup v2 ancestor at `level` (0 when it is not that deep).
+#[inline(always)]
+fn ancestor_cgroup_id(level: i32) -> u64 {
+    // SAFETY: reading our own global.
+    if unsafe { core::ptr::read_volatile(&FEATURES) } & FEATURE_ANCESTOR_HELPER != 0 {
+        // SAFETY: helper with a scalar argument.
+        unsafe { bpf_get_current_ancestor_cgroup_id(level) }
+    } else {
+        crate::kernel::ancestor_cgroup_id(level)
+    }
+}
+
 /// Whether the current task's cgroup, or one of its ancestors, is watched.
 #[inline(always)]
 fn current_cgroup_watched() -> bool {
@@ -156,8 +177,7 @@ fn current_cgroup_watched() -> bool {
         if mask & (1u64 << level) == 0 {
             continue;
         }
-        // SAFETY: helper with a scalar argument.
-        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        let ancestor = ancestor_cgroup_id(level);
         if ancestor == 0 {
             break;
         }

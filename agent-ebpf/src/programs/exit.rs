@@ -1,19 +1,31 @@
-//! `sys_exit_write`: attached to the `sys_exit_*` tracepoint of every watched syscall.
+//! The exit side of every design: the entry programs on the `sys_exit_*` tracepoints, and the
+//! stages that finish a watched call.
 //!
-//! Consumes the arguments the enter program saved, reads the path(s) now that they are paged
-//! in, keeps the syscall's result, folds repeats into the dedup LRU, resolves the base
-//! directory of relative paths, and emits one record.
+//! - `sys_exit_regs` (exit-only design): the filter runs here and the arguments come from the
+//!   registers the task saved on entry (`bpf_task_pt_regs`, 5.15+).
+//! - `sys_exit_write` (pair design) and `sys_exit_compat` (compat design, no `bpf_loop`):
+//!   consume the arguments `sys_enter_write` saved.
+//!
+//! Each entry fills [`Work`] and runs the stages in order: read and hash the paths, look up
+//! the base directories of relative ones, fold repeats into the dedup LRU, walk the bases up
+//! to the task's root, emit the record. Every stage is a *global* function (`extern "C"`,
+//! exported, BTF linkage global): the verifier checks it once, on its own, whatever the state
+//! of its caller, so the work of verifying the programs is the sum of the stages rather than
+//! the product of their branches. That is what keeps 6.1's verifier, which prunes less than
+//! 6.12's, far from its 1M-instruction limit. Stages talk through the per-CPU [`WORK`] and
+//! [`SCRATCH`] maps and return [`GO`], [`STOP`] (the call is done: skipped or folded) or a
+//! negative error, which the entry program counts as `probe_errors`.
 
 use agent_common::{
     syscalls::{
-        AF_UNIX, ARGS_BIND, ARGS_CREAT, ARGS_NULLABLE_PATH, ARGS_OPEN, ARGS_OPENAT2, ARGS_SYMLINK,
-        ARGS_UNLINKAT, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, INTENT_BITS, MAX_SYSCALL, NO_ARG,
-        SPECS, UNIX_PATH_MAX,
+        SyscallSpec, AF_UNIX, ARGS_BIND, ARGS_CREAT, ARGS_NULLABLE_PATH, ARGS_OPEN, ARGS_OPENAT2,
+        ARGS_SYMLINK, ARGS_UNLINKAT, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, INTENT_BITS,
+        MAX_SYSCALL, NO_ARG, SPECS, UNIX_PATH_MAX,
     },
     Counter, DedupKey, DedupValue, EventKind, Op, EV_BASE2_RESOLVED, EV_BASE2_TRUNCATED,
     EV_BASE2_UNRESOLVED, EV_BASE_RESOLVED, EV_BASE_TRUNCATED, EV_BASE_UNRESOLVED, EV_HAS_PATH2,
     EV_PATH2_TRUNCATED, EV_PATH2_UNREADABLE, EV_PATH_TRUNCATED, EV_PATH_UNREADABLE, MAX_PATH,
-    PAYLOAD_CAP, WRITE_EVENT_SIZE,
+    PAYLOAD_CAP, PAYLOAD_MASK, WRITE_EVENT_SIZE,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -34,8 +46,8 @@ use super::{
     paths::{align8, copy_user_str, hash},
 };
 use crate::{
-    kernel::{self, KPath},
-    maps::{count, EVENTS, PENDING, SCRATCH, SEEN_WRITES},
+    kernel::{self, off, KPath},
+    maps::{count, Work, EVENTS, PENDING, SCRATCH, SEEN_WRITES, WORK},
 };
 
 /// Offset of `ret` in a `sys_exit_*` record.
@@ -44,32 +56,41 @@ const RET_OFFSET: usize = 16;
 /// wakeup per record would cost more than the record.
 const WAKEUP_BYTES: u64 = 1 << 20;
 
-#[tracepoint]
-pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
-    let _ = try_sys_exit_write(&ctx);
+/// A stage finished: go on with the next.
+const GO: i64 = 0;
+/// The call is done (not a path, or folded into an earlier record): stop here.
+const STOP: i64 = 1;
+/// A map lookup that cannot fail failed.
+const NO_MAP: i64 = -2;
+
+/// Counts a failed entry program: the call was watched but could not be recorded.
+#[inline(always)]
+pub(super) fn counted(r: Result<(), i64>) -> u32 {
+    if r.is_err() {
+        count(Counter::ProbeErrors);
+    }
     0
 }
 
-/// One path argument as the spec describes it.
-struct PathArg {
-    ptr: u64,
-    dirfd: i32,
-    /// Maximum bytes to copy, with the NUL.
-    max: usize,
-}
-
-/// `sys_exit_regs`: the exit-only design. Attached to the `sys_exit_*` tracepoints alone (no
-/// enter program, no in-flight map): the arguments are read from the registers the task saved
-/// on syscall entry, which still hold them at exit, and the filter runs here.
+/// The exit-only design's program. Attached to the `sys_exit_*` tracepoints alone (no enter
+/// program, no in-flight map): the arguments are read from the registers the task saved on
+/// syscall entry, which still hold them at exit, and the filter runs here.
 #[tracepoint]
 pub fn sys_exit_regs(ctx: TracePointContext) -> u32 {
-    let _ = try_sys_exit_regs(&ctx);
-    0
+    counted(try_sys_exit_regs(&ctx))
 }
 
-/// Offsets of the argument registers in x86_64 `struct pt_regs` (di, si, dx, r10, r8, r9: the
-/// syscall ABI's argument order). The layout is the user-visible ptrace one.
-const PT_REGS_ARGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
+/// The pair design's exit program.
+#[tracepoint]
+pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
+    counted(try_sys_exit_pending::<false>(&ctx))
+}
+
+/// The compat design's exit program: as [`sys_exit_write`], with bounded loops.
+#[tracepoint]
+pub fn sys_exit_compat(ctx: TracePointContext) -> u32 {
+    counted(try_sys_exit_pending::<true>(&ctx))
+}
 
 /// The six syscall arguments, from the registers the task saved on entry.
 #[inline(always)]
@@ -78,15 +99,15 @@ fn read_saved_args() -> Result<[u64; 6], i64> {
     // verifier checks each load below against the kernel's BTF and turns it into a
     // fault-tolerant load, cheaper than a probe-read helper call.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    // SAFETY: offsets of the argument registers inside `struct pt_regs`.
-    let at = |off: usize| unsafe { core::ptr::read_volatile(regs.add(off).cast::<u64>()) };
+    // SAFETY: offsets of the argument registers inside `struct pt_regs`, from BTF.
+    let at = |off: u64| unsafe { core::ptr::read_volatile(regs.add(off as usize).cast::<u64>()) };
     Ok([
-        at(PT_REGS_ARGS[0]),
-        at(PT_REGS_ARGS[1]),
-        at(PT_REGS_ARGS[2]),
-        at(PT_REGS_ARGS[3]),
-        at(PT_REGS_ARGS[4]),
-        at(PT_REGS_ARGS[5]),
+        at(off!(pt_regs_args[0])),
+        at(off!(pt_regs_args[1])),
+        at(off!(pt_regs_args[2])),
+        at(off!(pt_regs_args[3])),
+        at(off!(pt_regs_args[4])),
+        at(off!(pt_regs_args[5])),
     ])
 }
 
@@ -104,49 +125,72 @@ fn syscall_ret(ctx: &TracePointContext) -> i64 {
     unsafe { *(ctx.as_ptr() as *const u8).add(RET_OFFSET).cast::<i64>() }
 }
 
+/// The syscall spec of `nr` (a masked index: the verifier sees it in bounds).
+#[inline(always)]
+fn spec_of(nr: u64) -> SyscallSpec {
+    SPECS[(nr as usize) & (MAX_SYSCALL - 1)]
+}
+
+/// This CPU's [`Work`].
+#[inline(always)]
+fn work() -> Result<&'static mut Work, i64> {
+    // SAFETY: per-CPU map value, ours while this program runs.
+    WORK.get_ptr_mut(0)
+        .map(|w| unsafe { &mut *w })
+        .ok_or(NO_MAP)
+}
+
+/// Fills [`Work`] with one finished call.
+#[inline(always)]
+pub(super) fn stash(
+    nr: i32,
+    ret: i64,
+    flags: u64,
+    path_ptr: u64,
+    path2_ptr: u64,
+    dirfds: (i32, i32),
+) -> Result<(), i64> {
+    let w = work()?;
+    w.nr = nr as u64;
+    w.ret = ret;
+    w.call_flags = flags;
+    w.path_ptr = path_ptr;
+    w.path2_ptr = path2_ptr;
+    w.dirfd = dirfds.0 as i64;
+    w.dirfd2_arg = dirfds.1 as i64;
+    w.pid_tgid = bpf_get_current_pid_tgid();
+    Ok(())
+}
+
 fn try_sys_exit_regs(ctx: &TracePointContext) -> Result<(), i64> {
     let nr = syscall_nr(ctx);
-    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    let spec = spec_of(nr as u64);
     if spec.op == Op::None as u8 {
         return Ok(());
     }
     let Some((args, flags)) = admit(&spec, read_saved_args)? else {
         return Ok(());
     };
-    let ret = syscall_ret(ctx);
     let arg = |i: u8| pick(&args, i);
     let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
-    let call = Call {
+    stash(
         nr,
-        ret,
+        syscall_ret(ctx),
         flags,
-        path_ptr: arg(spec.path),
-        path2_ptr: arg(spec.path2),
-        first_dirfd: dirfd_of(spec.dirfd),
-        second_dirfd: dirfd_of(spec.dirfd2),
-    };
-    complete(&call, bpf_get_current_pid_tgid())
+        arg(spec.path),
+        arg(spec.path2),
+        (dirfd_of(spec.dirfd), dirfd_of(spec.dirfd2)),
+    )?;
+    finish::<false>()
 }
 
-/// A finished call of a watched syscall, however its arguments were obtained.
-struct Call {
-    nr: i32,
-    ret: i64,
-    flags: u64,
-    path_ptr: u64,
-    path2_ptr: u64,
-    first_dirfd: i32,
-    second_dirfd: i32,
-}
-
-fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_sys_exit_pending<const BOUNDED: bool>(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
         return Ok(());
     };
     let nr = syscall_nr(ctx);
-    let ret = syscall_ret(ctx);
-    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
+    let spec = spec_of(nr as u64);
     // Read the saved call field by field (a struct copy becomes a byte-loop memcpy the
     // verifier has to walk on every path).
     // SAFETY: map value pointer, valid until the entry is removed below.
@@ -156,38 +200,71 @@ fn try_sys_exit_write(ctx: &TracePointContext) -> Result<(), i64> {
             _ => 0,
         }
     };
+    // SAFETY: as above.
     let call_nr = unsafe { core::ptr::read_volatile(&(*pending).nr) };
+    let flags = unsafe { core::ptr::read_volatile(&(*pending).flags) };
     let dirfd_of = |i: u8| if i == NO_ARG { AT_FDCWD } else { arg(i) as i32 };
-    let call = Call {
-        nr,
-        ret,
-        flags: unsafe { core::ptr::read_volatile(&(*pending).flags) },
-        path_ptr: arg(spec.path),
-        path2_ptr: arg(spec.path2),
-        first_dirfd: dirfd_of(spec.dirfd),
-        second_dirfd: dirfd_of(spec.dirfd2),
-    };
+    let (path_ptr, path2_ptr) = (arg(spec.path), arg(spec.path2));
+    let dirfds = (dirfd_of(spec.dirfd), dirfd_of(spec.dirfd2));
     let _ = PENDING.remove(&pid_tgid);
     if nr as u32 != call_nr {
         // A stale entry whose exit we never saw.
         count(Counter::PendingMissing);
         return Ok(());
     }
-    complete(&call, pid_tgid)
+    stash(nr, syscall_ret(ctx), flags, path_ptr, path2_ptr, dirfds)?;
+    finish::<BOUNDED>()
 }
 
-/// Reads the paths, dedups, resolves relative bases and emits the record of one call.
+/// Runs the stages on the call in [`Work`].
 #[inline(always)]
-fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
-    let (nr, ret, call_flags) = (call.nr, call.ret, call.flags);
-    let spec = SPECS[(nr as usize) & (MAX_SYSCALL - 1)];
-    let (path_ptr, path2_ptr, first_dirfd, second_dirfd) = (
-        call.path_ptr,
-        call.path2_ptr,
-        call.first_dirfd,
-        call.second_dirfd,
-    );
+pub(super) fn finish<const BOUNDED: bool>() -> Result<(), i64> {
+    let step = |r: i64| if r < 0 { Err(r) } else { Ok(r == GO) };
+    let paths = if BOUNDED {
+        wp_paths_bounded()
+    } else {
+        wp_paths_loop()
+    };
+    if !step(paths)? {
+        return Ok(());
+    }
+    step(wp_bases())?;
+    if !step(wp_dedup())? {
+        return Ok(());
+    }
+    let walks = if BOUNDED {
+        wp_walks_bounded()
+    } else {
+        wp_walks_loop()
+    };
+    step(walks)?;
+    step(wp_emit())?;
+    Ok(())
+}
 
+/// Stage 1 with `bpf_loop` hashing.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_paths_loop() -> i64 {
+    stage_paths::<false>()
+}
+
+/// Stage 1 with bounded-loop hashing.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_paths_bounded() -> i64 {
+    stage_paths::<true>()
+}
+
+/// Stage 1: copies the path(s) into the payload and hashes them; works out the operation and
+/// which paths are relative.
+#[inline(always)]
+fn stage_paths<const BOUNDED: bool>() -> i64 {
+    let Ok(w) = work() else {
+        return NO_MAP;
+    };
+    let spec = spec_of(w.nr);
+    let call_flags = w.call_flags;
     let mut op = spec.op;
     let key_flags = match spec.args {
         ARGS_OPEN | ARGS_OPENAT2 | ARGS_CREAT => call_flags & INTENT_BITS,
@@ -196,58 +273,53 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
     if spec.args == ARGS_UNLINKAT && call_flags & AT_REMOVEDIR != 0 {
         op = Op::Rmdir as u8;
     }
-
-    let mut first = PathArg {
-        ptr: path_ptr,
-        dirfd: first_dirfd,
-        max: MAX_PATH,
-    };
+    let mut ptr = w.path_ptr;
+    let mut max = MAX_PATH;
     if spec.args == ARGS_BIND {
         // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
         // SAFETY: a user pointer read with the checked helper.
-        let family: u16 = unsafe { bpf_probe_read_user(first.ptr as *const u16) }.unwrap_or(0);
-        let lead: u8 = unsafe { bpf_probe_read_user((first.ptr + 2) as *const u8) }.unwrap_or(0);
+        let family: u16 = unsafe { bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
+        let lead: u8 = unsafe { bpf_probe_read_user((ptr + 2) as *const u8) }.unwrap_or(0);
         if family != AF_UNIX || lead == 0 {
             // Not a unix socket, or an abstract one (no filesystem name).
             count(Counter::NotAPath);
-            return Ok(());
+            return STOP;
         }
-        first.ptr += 2;
-        first.max = UNIX_PATH_MAX + 1;
+        ptr += 2;
+        max = UNIX_PATH_MAX + 1;
     }
-    if spec.args == ARGS_NULLABLE_PATH && first.ptr == 0 {
+    if spec.args == ARGS_NULLABLE_PATH && ptr == 0 {
         // utimensat(fd, NULL, …): the fd itself, opened earlier with its own record.
         count(Counter::NotAPath);
-        return Ok(());
+        return STOP;
     }
-
-    let scratch = SCRATCH.get_ptr_mut(0).ok_or(0i64)?;
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return NO_MAP;
+    };
     // SAFETY: the per-CPU scratch value, ours for the duration of this program.
-    let buf = unsafe { &mut *scratch };
-    let payload = buf.payload.as_mut_ptr();
+    let payload = unsafe { (*scratch).payload.as_mut_ptr() };
     let mut flags = 0u32;
 
     // First path at offset 0.
-    let p1 = copy_user_str(payload, 0, first.ptr, first.max);
+    let p1 = copy_user_str(payload, 0, ptr, max);
     if p1.unreadable {
         flags |= EV_PATH_UNREADABLE;
     }
     if p1.truncated {
         flags |= EV_PATH_TRUNCATED;
     }
-    let path_hash = hash(0, p1.len);
+    let path_hash = hash::<BOUNDED>(0, p1.len);
     // SAFETY: offset 0 is inside the payload.
-    let relative1 = p1.len == 0 || unsafe { *payload } != b'/';
+    let mut relative = u64::from(p1.len == 0 || unsafe { *payload } != b'/');
 
     // Second path (rename/link source, symlink content) after it.
-    let mut off2 = align8(p1.len);
+    let off2 = align8(p1.len);
     let mut p2_len = 0usize;
     let mut path2_hash = 0u64;
-    let mut relative2 = false;
-    let mut dirfd2 = AT_FDCWD;
+    let mut dirfd2 = AT_FDCWD as i64;
     if spec.path2 != NO_ARG {
         flags |= EV_HAS_PATH2;
-        let p2 = copy_user_str(payload, off2, path2_ptr, MAX_PATH);
+        let p2 = copy_user_str(payload, off2, w.path2_ptr, MAX_PATH);
         if p2.unreadable {
             flags |= EV_PATH2_UNREADABLE;
         }
@@ -255,59 +327,99 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
             flags |= EV_PATH2_TRUNCATED;
         }
         p2_len = p2.len;
-        path2_hash = hash(off2, p2_len);
+        path2_hash = hash::<BOUNDED>(off2, p2_len);
         // A symlink's content is not resolved: it is kept as written.
         if spec.args != ARGS_SYMLINK {
             // SAFETY: masked offset inside the payload.
-            let lead = unsafe { *payload.add(off2 & agent_common::PAYLOAD_MASK) };
-            relative2 = p2_len == 0 || lead != b'/';
-            dirfd2 = second_dirfd;
+            let lead = unsafe { *payload.add(off2 & PAYLOAD_MASK) };
+            if p2_len == 0 || lead != b'/' {
+                relative |= 2;
+            }
+            dirfd2 = w.dirfd2_arg;
         }
     }
+    w.op = u64::from(op);
+    w.key_flags = key_flags;
+    w.flags = u64::from(flags);
+    w.p1_len = p1.len as u64;
+    w.off2 = off2 as u64;
+    w.p2_len = p2_len as u64;
+    w.path_hash = path_hash;
+    w.path2_hash = path2_hash;
+    w.relative = relative;
+    w.dirfd2 = dirfd2;
+    GO
+}
 
-    // The offsets are only read whole for a relative path (most paths are absolute).
-    let resolve = kernel::offsets_valid();
-    let o = if (relative1 || relative2) && resolve {
-        kernel::offsets()
-    } else {
-        agent_common::offsets::KernelOffsets::default()
+/// Stage 2: the base directories of relative paths (cwd or the file open on the dirfd).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_bases() -> i64 {
+    let Ok(w) = work() else {
+        return NO_MAP;
     };
-    // Plain values with explicit "found" flags rather than Options: LLVM may otherwise read
-    // the payload of a None on a path the verifier then rejects as uninitialized.
-    let (found1, base1) = lookup_base(relative1 && resolve, first.dirfd, &o);
-    let (found2, base2) = lookup_base(relative2 && resolve, dirfd2, &o);
+    w.found = 0;
+    if !kernel::offsets_valid() {
+        return GO;
+    }
+    if w.relative & 1 != 0 {
+        if let Ok(b) = kernel::base_dir(w.dirfd as i32) {
+            w.found |= 1;
+            w.base1_mnt = b.mnt;
+            w.base1_dentry = b.dentry;
+        }
+    }
+    if w.relative & 2 != 0 {
+        if let Ok(b) = kernel::base_dir(w.dirfd2 as i32) {
+            w.found |= 2;
+            w.base2_mnt = b.mnt;
+            w.base2_dentry = b.dentry;
+        }
+    }
+    GO
+}
+
+/// Stage 3: folds a call identical to a recent one into its dedup entry ([`STOP`]), or
+/// remembers this one and goes on. The key is built in place in the scratch header.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_dedup() -> i64 {
+    let Ok(w) = work() else {
+        return NO_MAP;
+    };
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return NO_MAP;
+    };
+    // SAFETY: the per-CPU scratch value, ours for the duration of this program.
+    let key = unsafe { &mut (*scratch).header.key };
     // Without a resolvable base, the (process, dirfd) pair stands in for the directory.
-    let tgid_hi = (pid_tgid >> 32) << 32;
-    let base_id = if !relative1 {
+    let tgid_hi = (w.pid_tgid >> 32) << 32;
+    key.base_id = if w.relative & 1 == 0 {
         0
-    } else if found1 {
-        base1.dentry
+    } else if w.found & 1 != 0 {
+        w.base1_dentry
     } else {
-        tgid_hi | (first.dirfd as u32 as u64)
+        tgid_hi | (w.dirfd as u32 as u64)
     };
-    let base2_id = if !relative2 {
+    key.base2_id = if w.relative & 2 == 0 {
         0
-    } else if found2 {
-        base2.dentry
+    } else if w.found & 2 != 0 {
+        w.base2_dentry
     } else {
-        tgid_hi | (dirfd2 as u32 as u64)
+        tgid_hi | (w.dirfd2 as u32 as u64)
     };
-
-    // The key is built in place in the scratch header and used from there (no copies).
-    let key = &mut buf.header.key;
     // SAFETY: helper without arguments.
     key.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    key.base_id = base_id;
-    key.base2_id = base2_id;
-    key.path_hash = path_hash;
-    key.path2_hash = path2_hash;
-    key.syscall = nr as u32;
-    key.flags = key_flags as u32;
-    key.errno = if ret < 0 { (-ret) as u32 } else { 0 };
-    key.path_len = p1.len as u32;
+    key.path_hash = w.path_hash;
+    key.path2_hash = w.path2_hash;
+    key.syscall = w.nr as u32;
+    key.flags = w.key_flags as u32;
+    key.errno = if w.ret < 0 { (-w.ret) as u32 } else { 0 };
+    key.path_len = w.p1_len as u32;
     let key: &DedupKey = key;
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
+    w.now = now;
     if let Some(seen) = SEEN_WRITES.get_ptr_mut(key) {
         // SAFETY: map value pointer. The BPF target has no fetch-add in stable core, so two CPUs
         // hitting the same key at the same instant may fold into one: the count is a lower bound.
@@ -316,52 +428,82 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
             (*seen).last_ns = now;
         }
         count(Counter::Deduplicated);
-        return Ok(());
+        return STOP;
     }
     let fresh = DedupValue {
         hits: 0,
         last_ns: now,
     };
     let _ = SEEN_WRITES.insert(key, &fresh, 0);
+    GO
+}
 
-    // Bases after the paths: base1 after path2, then base2.
-    let mut end = if spec.path2 != NO_ARG {
-        off2 + p2_len
+/// Stage 4 with `bpf_loop` walks.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_walks_loop() -> i64 {
+    stage_walks::<false>()
+}
+
+/// Stage 4 with bounded-loop walks.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_walks_bounded() -> i64 {
+    stage_walks::<true>()
+}
+
+/// Stage 4: writes the bases found, as paths below the task's root, after the paths (base 1,
+/// then base 2); sets the resolution flags and counts path and base errors.
+#[inline(always)]
+fn stage_walks<const BOUNDED: bool>() -> i64 {
+    let Ok(w) = work() else {
+        return NO_MAP;
+    };
+    let mut flags = w.flags as u32;
+    let p1_len = (w.p1_len as usize) & (MAX_PATH - 1);
+    let mut end = if flags & EV_HAS_PATH2 != 0 {
+        ((w.off2 as usize) & PAYLOAD_MASK) + ((w.p2_len as usize) & (MAX_PATH - 1))
     } else {
-        p1.len
+        p1_len
     };
     let mut base_len = 0usize;
     let mut base2_len = 0usize;
-    if found1 || found2 {
-        let (root_found, root) = match kernel::current_root(&o) {
-            Ok(r) => (true, r),
-            Err(_) => (false, KPath::ZERO),
-        };
-        if found1 && root_found {
-            let start = align8(end);
-            let w = kernel::walk(start, base1, root, &o);
-            flags |= EV_BASE_RESOLVED;
-            if w.truncated {
-                flags |= EV_BASE_TRUNCATED;
+    if w.found != 0 {
+        if let Ok(root) = kernel::current_root() {
+            if w.found & 1 != 0 {
+                let start = align8(end);
+                let from = KPath {
+                    mnt: w.base1_mnt,
+                    dentry: w.base1_dentry,
+                };
+                let walk = kernel::walk::<BOUNDED>(start, from, root);
+                flags |= EV_BASE_RESOLVED;
+                if walk.truncated {
+                    flags |= EV_BASE_TRUNCATED;
+                }
+                base_len = walk.end - start;
+                end = walk.end;
             }
-            base_len = w.end - start;
-            end = w.end;
-        }
-        if found2 && root_found {
-            let start = align8(end);
-            let w = kernel::walk(start, base2, root, &o);
-            flags |= EV_BASE2_RESOLVED;
-            if w.truncated {
-                flags |= EV_BASE2_TRUNCATED;
+            if w.found & 2 != 0 {
+                let start = align8(end);
+                let from = KPath {
+                    mnt: w.base2_mnt,
+                    dentry: w.base2_dentry,
+                };
+                let walk = kernel::walk::<BOUNDED>(start, from, root);
+                flags |= EV_BASE2_RESOLVED;
+                if walk.truncated {
+                    flags |= EV_BASE2_TRUNCATED;
+                }
+                base2_len = walk.end - start;
+                end = walk.end;
             }
-            base2_len = w.end - start;
-            end = w.end;
         }
     }
-    if relative1 && flags & EV_BASE_RESOLVED == 0 {
+    if w.relative & 1 != 0 && flags & EV_BASE_RESOLVED == 0 {
         flags |= EV_BASE_UNRESOLVED;
     }
-    if relative2 && flags & EV_BASE2_RESOLVED == 0 {
+    if w.relative & 2 != 0 && flags & EV_BASE2_RESOLVED == 0 {
         flags |= EV_BASE2_UNRESOLVED;
     }
     if flags & (EV_PATH_TRUNCATED | EV_PATH_UNREADABLE | EV_PATH2_TRUNCATED | EV_PATH2_UNREADABLE)
@@ -374,34 +516,48 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
     {
         count(Counter::BaseErrors);
     }
-    off2 = off2.min(PAYLOAD_CAP);
+    w.flags = u64::from(flags);
+    w.end = end as u64;
+    w.base_len = base_len as u64;
+    w.base2_len = base2_len as u64;
+    GO
+}
 
-    let h = &mut buf.header;
+/// Stage 5: fills the header and sends header and payload to the ring buffer.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_emit() -> i64 {
+    let Ok(w) = work() else {
+        return NO_MAP;
+    };
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return NO_MAP;
+    };
+    // SAFETY: the per-CPU scratch value, ours for the duration of this program.
+    let h = unsafe { &mut (*scratch).header };
     h.kind = EventKind::Write as u32;
-    h.flags = flags;
-    h.ret = ret;
-    h.ktime_ns = now;
-    h.pid_tgid = pid_tgid;
-    // Emitting is the rare path: read the offsets whole here.
-    h.mnt_ns = if resolve {
-        kernel::current_mnt_ns(&kernel::offsets())
+    h.flags = w.flags as u32;
+    h.ret = w.ret;
+    h.ktime_ns = w.now;
+    h.pid_tgid = w.pid_tgid;
+    h.mnt_ns = if kernel::offsets_valid() {
+        kernel::current_mnt_ns()
     } else {
         0
     };
-    h.raw_flags = call_flags;
-    h.dirfd = first.dirfd;
-    h.dirfd2 = dirfd2;
+    h.raw_flags = w.call_flags;
+    h.dirfd = w.dirfd as i32;
+    h.dirfd2 = w.dirfd2 as i32;
     h.uid = bpf_get_current_uid_gid() as u32;
-    h.op = op as u32;
-    h.path_len = p1.len as u16;
-    h.base_len = base_len as u16;
-    h.path2_len = p2_len as u16;
-    h.base2_len = base2_len as u16;
+    h.op = w.op as u32;
+    h.path_len = w.p1_len as u16;
+    h.base_len = w.base_len as u16;
+    h.path2_len = w.p2_len as u16;
+    h.base2_len = w.base2_len as u16;
     // SAFETY: writes at most 16 bytes into the 16-byte comm field.
     unsafe { bpf_get_current_comm(h.comm.as_mut_ptr().cast(), 16) };
-    let _ = off2;
 
-    let size = WRITE_EVENT_SIZE + end.min(PAYLOAD_CAP);
+    let size = WRITE_EVENT_SIZE + (w.end as usize).min(PAYLOAD_CAP);
     // SAFETY: `size` is within the scratch value (header + payload).
     let bytes = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
     let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
@@ -414,24 +570,9 @@ fn complete(call: &Call, pid_tgid: u64) -> Result<(), i64> {
         Err(_) => {
             count(Counter::Dropped);
             // Let the next identical call try again rather than folding into a lost record.
-            let _ = SEEN_WRITES.remove(&buf.header.key);
+            // SAFETY: as above.
+            let _ = SEEN_WRITES.remove(unsafe { &(*scratch).header.key });
         }
     }
-    Ok(())
-}
-
-/// The base directory of a relative path, when `wanted` and resolvable.
-#[inline(always)]
-fn lookup_base(
-    wanted: bool,
-    dirfd: i32,
-    o: &agent_common::offsets::KernelOffsets,
-) -> (bool, KPath) {
-    if !wanted {
-        return (false, KPath::ZERO);
-    }
-    match kernel::base_dir(dirfd, o) {
-        Ok(b) => (true, b),
-        Err(_) => (false, KPath::ZERO),
-    }
+    GO
 }

@@ -55,9 +55,17 @@ pub fn copy_user_str(payload: *mut u8, off: usize, src: u64, max: usize) -> Copi
 
 /// FNV-1a over `len` bytes of the scratch payload at `off`, eight bytes at a time (`off` is
 /// 8-aligned); bytes past `len` in the last word are masked off, so stale bytes never change
-/// the hash. Runs under `bpf_loop` with its state in `LOOP_STATE` (see there why).
+/// the hash. Paths of at most [`SHORT_PATH`] bytes (most of them) are hashed in a straight
+/// loop. Longer ones: with `BOUNDED`, a bounded loop (every kernel since 5.3); otherwise under
+/// `bpf_loop` (5.17+) with its state in `LOOP_STATE` (see there why). All give the same value.
 #[inline(always)]
-pub fn hash(off: usize, len: usize) -> u64 {
+pub fn hash<const BOUNDED: bool>(off: usize, len: usize) -> u64 {
+    if len <= SHORT_PATH {
+        return words_hash::<{ SHORT_PATH / 8 }>(off, len);
+    }
+    if BOUNDED {
+        return wp_hash_bounded(off as u64, len as u64);
+    }
     let Some(st) = LOOP_STATE.get_ptr_mut(0) else {
         return 0;
     };
@@ -67,37 +75,53 @@ pub fn hash(off: usize, len: usize) -> u64 {
         (*st).hash_len = len as u64;
         (*st).hash = FNV_OFFSET;
     }
-    let words = ((len + 7) / 8) as u32;
-    if words > 0 {
-        // SAFETY: the callback takes its state from LOOP_STATE.
-        unsafe { bpf_loop(words, hash_step as *mut c_void, core::ptr::null_mut(), 0) };
-    }
+    let words = len.div_ceil(8) as u32;
+    // SAFETY: the callback takes its state from LOOP_STATE.
+    unsafe { bpf_loop(words, hash_step as *mut c_void, core::ptr::null_mut(), 0) };
     // SAFETY: as above.
     unsafe { (*st).hash ^ (len as u64) }
+}
+
+/// [`hash`] of a long path in a bounded loop, as a global function: the verifier checks the
+/// loop once, here, and its caller sees one unknown value. (Inlined, every iteration that can
+/// leave the loop carries its own range of `len` into the rest of the caller, which the
+/// verifier then checks once per iteration.)
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_hash_bounded(off: u64, len: u64) -> u64 {
+    words_hash::<{ MAX_PATH / 8 }>(off as usize, len as usize)
 }
 
 /// Paths up to this long are hashed in a straight loop: no `bpf_loop` call per word.
 const SHORT_PATH: usize = 64;
 
-/// [`hash`] for paths of at most [`SHORT_PATH`] bytes: the same value, computed inline.
+/// [`hash`] in a plain loop of at most `WORDS` words. One data-dependent branch per word
+/// (the full words), then the partial last word: a loop the verifier walks in linear time.
 #[inline(always)]
-fn hash_short(off: usize, len: usize) -> u64 {
-    let mut h = FNV_OFFSET;
+fn words_hash<const WORDS: usize>(off: usize, len: usize) -> u64 {
     let Some(scratch) = SCRATCH.get_ptr(0) else {
         return 0;
     };
-    for i in 0..(SHORT_PATH / 8) {
-        let at = i * 8;
-        if at >= len {
+    // SAFETY: masked, 8-aligned offsets inside payload + slack.
+    let word = |at: usize| unsafe {
+        *((*scratch)
+            .payload
+            .as_ptr()
+            .add((off + at) & PAYLOAD_MASK & !7) as *const u64)
+    };
+    let full = len / 8;
+    let mut h = FNV_OFFSET;
+    let mut i = 0;
+    while i < WORDS {
+        if i >= full {
             break;
         }
-        let pos = (off + at) & PAYLOAD_MASK & !7;
-        // SAFETY: masked, 8-aligned offset inside payload + slack.
-        let mut w = unsafe { *((*scratch).payload.as_ptr().add(pos) as *const u64) };
-        let rem = len - at;
-        if rem < 8 {
-            w &= (1u64 << (rem * 8)) - 1;
-        }
+        h = (h ^ word(i * 8)).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    let rem = len & 7;
+    if rem != 0 && full < WORDS {
+        let w = word(full * 8) & ((1u64 << (rem * 8)) - 1);
         h = (h ^ w).wrapping_mul(FNV_PRIME);
     }
     h ^ (len as u64)

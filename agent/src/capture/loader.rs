@@ -10,11 +10,12 @@ use agent_common::{
 };
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{FExit, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracing::{debug, info, warn};
 
+use super::probe::{Design, KernelProbe};
 use crate::report::Counters;
 
 /// The compiled programs, embedded at build time by `build.rs`.
@@ -35,8 +36,22 @@ pub fn cgroup2_root() -> Result<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Loading BPF needs root (CAP_BPF + CAP_PERFMON).
-    #[error("loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON)")]
-    NotRoot,
+    #[error("loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON (this process has {0})")]
+    NotRoot(String),
+    /// No capture design loads on this kernel: one line, the verifier logs in a file.
+    #[error(
+        "cannot capture on Linux {kernel}: {failures}; writepath needs Linux {oldest} or newer{}",
+        log_file.as_ref().map(|f| format!(" (verifier log: {f})")).unwrap_or_default(),
+        oldest = super::probe::OLDEST_KERNEL
+    )]
+    Unsupported {
+        /// `uname -r`.
+        kernel: String,
+        /// What each design lacked or why it failed to load.
+        failures: String,
+        /// Where the verifier's logs were written.
+        log_file: Option<String>,
+    },
     /// No cgroup v2 hierarchy is mounted.
     #[error("no cgroup v2 hierarchy found at /sys/fs/cgroup/unified or /sys/fs/cgroup")]
     NoCgroup2,
@@ -60,6 +75,9 @@ pub enum Error {
     /// A program is missing from the object.
     #[error("eBPF object has no program {0}")]
     MissingProgram(&'static str),
+    /// The trampoline program of a watched syscall is missing from the object.
+    #[error("eBPF object has no fexit program for syscall {0}")]
+    MissingFexit(&'static str),
     /// A map operation failed.
     #[error("failed to {action} map {map}")]
     Map {
@@ -86,14 +104,73 @@ impl Error {
     /// A short label for failure metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::NotRoot => "not_root",
+            Error::NotRoot(_) => "not_root",
+            Error::Unsupported { .. } => "unsupported_kernel",
             Error::NoCgroup2 => "no_cgroup2",
             Error::Load(_) => "load",
             Error::Program { .. } => "program",
             Error::MissingMap(_) => "missing_map",
-            Error::MissingProgram(_) => "missing_program",
+            Error::MissingProgram(_) | Error::MissingFexit(_) => "missing_program",
             Error::Map { .. } => "map",
             Error::NotACgroup { .. } => "not_a_cgroup",
+        }
+    }
+}
+
+impl Error {
+    /// The verifier's log, when a program load failed in the verifier.
+    fn verifier_log(&self) -> Option<String> {
+        match self {
+            Error::Program {
+                source: aya::programs::ProgramError::LoadError { verifier_log, .. },
+                ..
+            } => Some(verifier_log.to_string()),
+            _ => None,
+        }
+    }
+
+    /// One line: what failed and the OS error, without the verifier's log.
+    fn summary(&self) -> String {
+        match self {
+            Error::Program {
+                action,
+                program,
+                source:
+                    aya::programs::ProgramError::LoadError {
+                        io_error,
+                        verifier_log,
+                    },
+            } => {
+                // The verifier's last line says why ("BPF program is too large…"); an empty log
+                // means the kernel refused before verifying (a locked-down kernel, EPERM).
+                let log = verifier_log.to_string();
+                let why = log
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| {
+                        !l.is_empty()
+                            && !l.starts_with("processed ")
+                            && !l.starts_with("verification time")
+                            && !l.starts_with("stack depth")
+                    })
+                    .unwrap_or("");
+                if why.is_empty() {
+                    format!("the kernel refused to {action} {program} ({io_error})")
+                } else {
+                    format!("the verifier refused to {action} {program} ({io_error}: {why})")
+                }
+            }
+            other => {
+                let mut s = other.to_string();
+                let mut src = std::error::Error::source(other);
+                while let Some(e) = src {
+                    s.push_str(": ");
+                    s.push_str(&e.to_string());
+                    src = e.source();
+                }
+                s
+            }
         }
     }
 }
@@ -137,74 +214,174 @@ impl WatchedCgroup {
     }
 }
 
-/// Which programs capture the calls.
+/// Which programs capture the calls: one design, or the best the kernel allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Hook {
-    /// One program on each `sys_enter_*` tracepoint (filter, save the arguments) and one on
-    /// each `sys_exit_*` (read the paths, emit). The portable design.
-    Pair,
-    /// Only the `sys_exit_*` programs: the arguments come from the registers the task saved on
-    /// entry (`bpf_task_pt_regs`, kernel 5.15+). No enter program, no in-flight map.
+    /// The best design this kernel loads: probed at start, falling back in the order
+    /// fexit, exit-only, pair, compat (docs/kernels.md).
     #[default]
+    Auto,
+    /// One `fexit` program (trampoline) per watched syscall function: nothing on unrelated
+    /// syscalls. Linux 5.10+ with BTF, where function tracing is allowed.
+    Fexit,
+    /// Only the `sys_exit_*` programs: the arguments come from the registers the task saved on
+    /// entry (`bpf_task_pt_regs`). Linux 5.17+ with BTF.
     ExitOnly,
+    /// One program on each `sys_enter_*` tracepoint (filter, save the arguments) and one on
+    /// each `sys_exit_*` (read the paths, emit). Linux 5.17+.
+    Pair,
+    /// The pair with bounded loops (no `bpf_loop`). Linux 5.10+.
+    Compat,
 }
+
+impl Hook {
+    /// The design asked for, `None` for [`Hook::Auto`].
+    pub fn design(self) -> Option<Design> {
+        match self {
+            Hook::Auto => None,
+            Hook::Fexit => Some(Design::Fexit),
+            Hook::ExitOnly => Some(Design::ExitOnly),
+            Hook::Pair => Some(Design::Pair),
+            Hook::Compat => Some(Design::Compat),
+        }
+    }
+}
+
+/// One loaded program: how much the verifier had to do, and how long the load took.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramStats {
+    /// Program name.
+    pub program: String,
+    /// Instructions the verifier processed (`verified_insns`, reported by Linux 5.16+).
+    pub verified_insns: Option<u32>,
+    /// Time from load to attached on every tracepoint.
+    pub load_ms: u64,
+}
+
+/// The verifier's limit on processed instructions per program.
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
 
 /// Loaded and attached programs with their maps.
 pub struct Capture {
     ebpf: Ebpf,
     watched: BTreeSet<WatchedCgroup>,
     generation: u64,
-    /// Tracepoints attached (name without `sys_enter_`).
+    /// Tracepoints attached (name without `sys_exit_`).
     pub attached: Vec<&'static str>,
     /// Offsets handed to the kernel side; `valid == 0` when BTF was unavailable.
     pub offsets: KernelOffsets,
+    /// The design in use.
+    pub design: Design,
+    /// What the kernel offered.
+    pub probe: KernelProbe,
+    /// The programs loaded, with their verifier statistics.
+    pub programs: Vec<ProgramStats>,
+}
+
+/// The programs of a design, with the tracepoint phase each attaches to.
+fn design_programs(design: Design) -> &'static [(&'static str, &'static str)] {
+    match design {
+        // One program per syscall, attached by `attach_fexit`.
+        Design::Fexit => &[],
+        Design::ExitOnly => &[(names::EXIT_REGS_PROGRAM, "exit")],
+        Design::Pair => &[
+            (names::ENTER_PROGRAM, "enter"),
+            (names::EXIT_PROGRAM, "exit"),
+        ],
+        Design::Compat => &[
+            (names::ENTER_PROGRAM, "enter"),
+            (names::EXIT_COMPAT_PROGRAM, "exit"),
+        ],
+    }
 }
 
 impl Capture {
-    /// Loads the programs and attaches them to every watched syscall this kernel has.
-    /// Nothing is recorded until a cgroup is watched.
+    /// Loads the best design this kernel allows and attaches it to every watched syscall this
+    /// kernel has. Nothing is recorded until a cgroup is watched.
     pub fn load() -> Result<Capture> {
         Self::load_with(Hook::default())
     }
 
-    /// Loads with the chosen hook design.
+    /// Loads with the chosen hook: one design, or (auto) the first of [`Design::ALL`] that the
+    /// probe allows and the verifier accepts. When none loads, the error is one line naming
+    /// the kernel, what each design lacked and the oldest kernel that works; the verifier's
+    /// logs go to a file it names.
     pub fn load_with(hook: Hook) -> Result<Capture> {
-        let offsets = match super::offsets::from_btf_file(super::offsets::VMLINUX_BTF) {
-            Ok(o) => o,
-            Err(e) => {
-                warn!(error = %e, "no kernel offsets: relative paths resolve in userspace only");
-                KernelOffsets::default()
-            }
-        };
-        match hook {
-            Hook::Pair => Self::load_programs(
-                offsets,
-                &[
-                    (names::ENTER_PROGRAM, "enter"),
-                    (names::EXIT_PROGRAM, "exit"),
-                ],
-            ),
-            Hook::ExitOnly => Self::load_programs(offsets, &[(names::EXIT_REGS_PROGRAM, "exit")]),
+        check_privileges()?;
+        let probe = KernelProbe::run();
+        if let Some(e) = &probe.btf_error {
+            warn!(error = %e, "no kernel offsets: relative paths resolve in userspace only");
         }
+        let candidates: Vec<Design> = match hook.design() {
+            Some(d) => vec![d],
+            None => Design::ALL.to_vec(),
+        };
+        let mut failures = Vec::new();
+        let mut logs = String::new();
+        for design in candidates {
+            if let Err(missing) = probe.allows(design) {
+                failures.push(format!("{design} needs {missing}"));
+                continue;
+            }
+            let programs = design_programs(design);
+            let loaded = Self::load_programs(probe.offsets, probe.feature_bits(), programs)
+                .and_then(|mut c| {
+                    if design == Design::Fexit {
+                        c.attach_fexit()?;
+                    }
+                    Ok(c)
+                });
+            match loaded {
+                Ok(mut capture) => {
+                    if !failures.is_empty() {
+                        info!(design = %design, skipped = %failures.join("; "), "fell back");
+                    }
+                    capture.design = design;
+                    capture.probe = probe;
+                    return Ok(capture);
+                }
+                Err(e) => {
+                    if let Some(log) = e.verifier_log().filter(|l| !l.trim().is_empty()) {
+                        logs.push_str(&format!("== {design}: {e}\n{log}\n"));
+                    }
+                    failures.push(format!("{design}: {}", e.summary()));
+                }
+            }
+        }
+        let log_file = (!logs.is_empty()).then(|| {
+            let path =
+                std::env::temp_dir().join(format!("writepath-verifier-{}.log", std::process::id()));
+            match std::fs::write(&path, logs) {
+                Ok(()) => path.display().to_string(),
+                Err(e) => format!("(could not write {}: {e})", path.display()),
+            }
+        });
+        Err(Error::Unsupported {
+            kernel: probe.release,
+            failures: failures.join("; "),
+            log_file,
+        })
     }
 
-    /// The benchmark floor: empty programs on exactly the tracepoints the `hook` design uses,
-    /// what a hook costs before it does anything.
-    pub fn load_floor(hook: Hook) -> Result<Capture> {
-        let programs: &[(&'static str, &'static str)] = match hook {
-            Hook::Pair => &[
+    /// The benchmark floor: empty programs on exactly the tracepoints `design` uses, what a
+    /// hook costs before it does anything.
+    pub fn load_floor(design: Design) -> Result<Capture> {
+        let programs: &[(&'static str, &'static str)] = match design {
+            Design::Pair | Design::Compat => &[
                 (names::FLOOR_ENTER_PROGRAM, "enter"),
                 (names::FLOOR_EXIT_PROGRAM, "exit"),
             ],
-            Hook::ExitOnly => &[(names::FLOOR_EXIT_PROGRAM, "exit")],
+            Design::ExitOnly | Design::Fexit => &[(names::FLOOR_EXIT_PROGRAM, "exit")],
         };
-        Self::load_programs(KernelOffsets::default(), programs)
+        let mut capture = Self::load_programs(KernelOffsets::default(), 0, programs)?;
+        capture.design = design;
+        Ok(capture)
     }
 
     /// The floor of the design not kept: one empty raw `sys_exit` program, run on every
     /// syscall. Only the benchmark loads it.
     pub fn load_raw_exit_floor() -> Result<Capture> {
-        let mut capture = Self::load_programs(KernelOffsets::default(), &[])?;
+        let mut capture = Self::load_programs(KernelOffsets::default(), 0, &[])?;
         let program = names::FLOOR_RAW_EXIT_PROGRAM;
         let err = |action| {
             move |source| Error::Program {
@@ -226,16 +403,14 @@ impl Capture {
 
     fn load_programs(
         offsets: KernelOffsets,
+        features: u64,
         programs: &[(&'static str, &'static str)],
     ) -> Result<Capture> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(Error::NotRoot);
-        }
         raise_memlock_limit();
         ensure_tracefs();
         let ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS_GLOBAL, &offsets, true)
+            .override_global(names::FEATURES_GLOBAL, &features, true)
             .load(PROGRAMS)
             .map_err(Error::Load)?;
         let mut capture = Capture {
@@ -244,6 +419,9 @@ impl Capture {
             generation: 0,
             attached: Vec::new(),
             offsets,
+            design: Design::Compat,
+            probe: KernelProbe::default(),
+            programs: Vec::new(),
         };
         capture.attach_all(programs)?;
         // Parsing the kernel's BTF (ours for the offsets, aya's for relocations) peaks at tens
@@ -256,6 +434,7 @@ impl Capture {
     fn attach_all(&mut self, programs: &[(&'static str, &'static str)]) -> Result<()> {
         let tracefs = tracefs_events_dir();
         for &(program, phase) in programs {
+            let started = std::time::Instant::now();
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(program)
@@ -289,8 +468,66 @@ impl Capture {
                     self.attached.push(w.name);
                 }
             }
+            let verified_insns = prog
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count());
+            self.programs.push(ProgramStats {
+                program: program.to_string(),
+                verified_insns,
+                load_ms: started.elapsed().as_millis() as u64,
+            });
         }
         info!(syscalls = self.attached.len(), "programs attached");
+        Ok(())
+    }
+
+    /// Loads and attaches the trampoline design: `fx_<name>` on `__x64_sys_<name>` for every
+    /// watched syscall this kernel's BTF has. The first failure (a kernel that refuses
+    /// trampolines fails on the first program) ends the attempt.
+    fn attach_fexit(&mut self) -> Result<()> {
+        let btf = aya::Btf::from_sys_fs().map_err(|e| Error::Program {
+            action: "load",
+            program: "fexit programs (kernel BTF)".into(),
+            source: aya::programs::ProgramError::Btf(e),
+        })?;
+        for w in TRACEPOINTS {
+            let started = std::time::Instant::now();
+            let program = names::fexit_program(w.name);
+            let function = format!("__x64_sys_{}", w.name);
+            let err = |action: &'static str, source| Error::Program {
+                action,
+                program: format!("{program} on {function}"),
+                source,
+            };
+            let prog: &mut FExit = self
+                .ebpf
+                .program_mut(&program)
+                .ok_or(Error::MissingFexit(w.name))?
+                .try_into()
+                .map_err(|source| err("load", source))?;
+            match prog.load(&function, &btf) {
+                Ok(()) => {}
+                Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName {
+                    ..
+                })) => {
+                    debug!(function = %function, "not in this kernel, skipped");
+                    continue;
+                }
+                Err(source) => return Err(err("load", source)),
+            }
+            prog.attach().map_err(|source| err("attach", source))?;
+            self.attached.push(w.name);
+            self.programs.push(ProgramStats {
+                program,
+                verified_insns: prog
+                    .info()
+                    .ok()
+                    .and_then(|i| i.verified_instruction_count()),
+                load_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        info!(syscalls = self.attached.len(), "fexit programs attached");
         Ok(())
     }
 
@@ -404,6 +641,7 @@ impl Capture {
             path_errors: c(Counter::PathErrors),
             base_errors: c(Counter::BaseErrors),
             not_a_path: c(Counter::NotAPath),
+            probe_errors: c(Counter::ProbeErrors),
             decode_errors: 0,
             collapsed: 0,
             runtime_setup: 0,
@@ -424,6 +662,26 @@ impl Capture {
         })?;
         // Entries evicted while we iterate are skipped, not fatal.
         Ok(map.iter().filter_map(|r| r.ok()).collect())
+    }
+}
+
+/// Checks the capabilities loading needs before trying: CAP_BPF and CAP_PERFMON, or
+/// CAP_SYS_ADMIN (root has all three). Without /proc the load itself will say.
+fn check_privileges() -> Result<()> {
+    const CAP_SYS_ADMIN: u64 = 21;
+    const CAP_PERFMON: u64 = 38;
+    const CAP_BPF: u64 = 39;
+    let Ok(eff) = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map(|s| s.capeff)
+    else {
+        return Ok(());
+    };
+    let has = |cap: u64| eff & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Ok(())
+    } else {
+        Err(Error::NotRoot(format!("CapEff {eff:#018x}")))
     }
 }
 

@@ -2,3 +2,4 @@
 //! watched-cgroup set, and reads records and counters back.
 pub mod loader;
 pub mod offsets;
+pub mod probe;

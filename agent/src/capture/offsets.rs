@@ -71,7 +71,42 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         vfsmount_root: f("vfsmount", "mnt_root")?,
         nsproxy_mnt_ns: f("nsproxy", "mnt_ns")?,
         mnt_ns_inum: f("mnt_namespace", "ns.inum")?,
+        pt_regs_args: [
+            f("pt_regs", "di")?,
+            f("pt_regs", "si")?,
+            f("pt_regs", "dx")?,
+            f("pt_regs", "r10")?,
+            f("pt_regs", "r8")?,
+            f("pt_regs", "r9")?,
+        ],
+        ..cgroup_offsets(btf)
     })
+}
+
+/// The `struct cgroup` ancestry fields, where this kernel has them (`ancestor_ids` was
+/// replaced by `ancestors` in 5.19, after `bpf_get_current_ancestor_cgroup_id` reached
+/// tracepoint programs in 5.14, so only kernels that need the fields have them);
+/// `cgroup_valid == 0` otherwise.
+fn cgroup_offsets(btf: &Btf) -> KernelOffsets {
+    let f = |strukt, field| offset_of(btf, strukt, field);
+    match (
+        f("task_struct", "cgroups"),
+        f("css_set", "dfl_cgrp"),
+        f("cgroup", "level"),
+        f("cgroup", "ancestor_ids"),
+    ) {
+        (Some(task_cgroups), Some(css_set_dfl_cgrp), Some(cgroup_level), Some(ids)) => {
+            KernelOffsets {
+                cgroup_valid: 1,
+                task_cgroups,
+                css_set_dfl_cgrp,
+                cgroup_level,
+                cgroup_ancestor_ids: ids,
+                ..KernelOffsets::default()
+            }
+        }
+        _ => KernelOffsets::default(),
+    }
 }
 
 /// Byte offset of a dotted field path inside the named struct.
@@ -156,5 +191,7 @@ mod tests {
         assert_ne!(o.task_fs, 0);
         assert_ne!(o.fs_pwd, o.fs_root);
         assert!(o.dentry_name > o.dentry_parent, "d_name follows d_parent");
+        // The user-visible ptrace layout of x86_64 `struct pt_regs`.
+        assert_eq!(o.pt_regs_args, [112, 104, 96, 56, 72, 64]);
     }
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod agent;
 pub mod cluster;
+pub mod kernel;
 pub mod patch;
 pub mod policy;
 pub mod record;
@@ -64,6 +65,8 @@ pub enum Command {
     Agent(agent::Args),
     /// Run a command with a read-only root and the suggested volumes; report failing writes.
     Verify(verify::Args),
+    /// What this kernel offers the capture programs, and which design each check loads.
+    Kernel(kernel::Args),
 }
 
 impl Command {
@@ -76,6 +79,7 @@ impl Command {
             Command::Policy(args) => policy::run(args),
             Command::Agent(args) => agent::run(args),
             Command::Verify(args) => verify::run(args),
+            Command::Kernel(args) => kernel::run(args),
         }
     }
 }

@@ -180,6 +180,7 @@ pub async fn run(config: Config) -> Result<()> {
         cgroup = %kubepods.display(),
         running = preexisting.len(),
         syscalls = capture.attached.len(),
+        design = %capture.design,
         "writepath: recording"
     );
 
@@ -209,9 +210,8 @@ pub async fn run(config: Config) -> Result<()> {
             started_at: now(),
             finished_at: String::new(),
             host: config.node_name.clone(),
-            kernel: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            kernel: capture.probe.release.clone(),
+            hook: capture.design.name().into(),
         },
     };
 

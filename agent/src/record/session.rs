@@ -157,9 +157,11 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
 
     // The contract: this line (and the ready file) only once the probes are attached.
     eprintln!(
-        "writepath: recording {} ({} syscalls attached)",
+        "writepath: recording {} ({} syscalls attached, {} design, Linux {})",
         cgroup.dir.display(),
-        capture.attached.len()
+        capture.attached.len(),
+        capture.design,
+        capture.probe.release
     );
     if let Some(f) = &options.ready_file {
         std::fs::write(f, b"").map_err(|source| Error::ReadyFile {
@@ -240,9 +242,8 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
         host: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        kernel: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        kernel: capture.probe.release.clone(),
+        hook: capture.design.name().into(),
     };
     Ok(recorder.finish(counters, recording))
 }

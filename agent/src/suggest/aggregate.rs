@@ -156,6 +156,7 @@ fn add_counters(into: &mut Counters, c: &Counters) {
     add(&mut into.path_errors, c.path_errors);
     add(&mut into.base_errors, c.base_errors);
     add(&mut into.not_a_path, c.not_a_path);
+    add(&mut into.probe_errors, c.probe_errors);
     add(&mut into.decode_errors, c.decode_errors);
 }
 

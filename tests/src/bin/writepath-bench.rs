@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use writepath::capture::loader::{Capture, Hook};
+use writepath::capture::{loader::Capture, probe::Design};
 use writepath::report::Report;
 use writepath_tests::{writepath_bin, TempCgroup};
 
@@ -152,10 +152,10 @@ fn start(cond: &str, ctx: &Ctx) -> Running {
         "other-cgroup" => start_agent(&ctx.other.dir, &[]),
         "watched-pair" => start_agent(&ctx.load.dir, &["--hook", "pair"]),
         "floor" => Running::Floor(Box::new(
-            Capture::load_floor(Hook::ExitOnly).expect("floor programs"),
+            Capture::load_floor(Design::ExitOnly).expect("floor programs"),
         )),
         "floor-pair" => Running::Floor(Box::new(
-            Capture::load_floor(Hook::Pair).expect("floor programs"),
+            Capture::load_floor(Design::Pair).expect("floor programs"),
         )),
         "floor-raw" => Running::Floor(Box::new(
             Capture::load_raw_exit_floor().expect("raw floor program"),
