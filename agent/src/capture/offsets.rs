@@ -45,6 +45,47 @@ pub fn from_btf_file(path: &str) -> Result<KernelOffsets> {
     from_btf(&btf)
 }
 
+/// Reads every offset from the BTF at `path`, and lists the watched syscalls whose
+/// `__x64_sys_*` function the trampoline design cannot read ([`untyped_syscall_args`]).
+pub fn probe_btf_file(path: &str) -> Result<(KernelOffsets, Vec<&'static str>)> {
+    let btf = Btf::from_file(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    Ok((from_btf(&btf)?, untyped_syscall_args(&btf)))
+}
+
+/// The watched syscalls whose `__x64_sys_*` function takes a `struct pt_regs *` that this
+/// kernel's BTF only forward-declares (seen on Debian's 5.10: `__x64_sys_bind`). A trampoline
+/// program cannot read such an argument ("arg0 type FWD is not a struct"), so the trampoline
+/// design is not tried. Syscalls this kernel does not have are not listed.
+pub fn untyped_syscall_args(btf: &Btf) -> Vec<&'static str> {
+    agent_common::syscalls::TRACEPOINTS
+        .iter()
+        .filter(|w| {
+            let Ok(funcs) = btf.resolve_types_by_name(&format!("__x64_sys_{}", w.name)) else {
+                return false;
+            };
+            let Some(Type::Func(func)) = funcs.into_iter().find(|t| matches!(t, Type::Func(_))) else {
+                return false;
+            };
+            let typed = (|| {
+                let Type::FuncProto(proto) = btf.resolve_chained_type(&func).ok()? else {
+                    return None;
+                };
+                let arg = btf.resolve_chained_type(proto.parameters.first()?).ok()?;
+                let Type::Ptr(ptr) = strip(btf, arg)? else {
+                    return None;
+                };
+                let pointee = strip(btf, btf.resolve_chained_type(&ptr).ok()?)?;
+                Some(matches!(pointee, Type::Struct(_)))
+            })();
+            typed != Some(true)
+        })
+        .map(|w| w.name)
+        .collect()
+}
+
 /// Reads every offset from parsed BTF.
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let f = |strukt: &'static str, field: &'static str| {
@@ -193,5 +234,7 @@ mod tests {
         assert!(o.dentry_name > o.dentry_parent, "d_name follows d_parent");
         // The user-visible ptrace layout of x86_64 `struct pt_regs`.
         assert_eq!(o.pt_regs_args, [112, 104, 96, 56, 72, 64]);
+        let (_, untyped) = probe_btf_file(VMLINUX_BTF).expect("btf");
+        assert!(untyped.is_empty(), "this kernel types every syscall function: {untyped:?}");
     }
 }

@@ -70,6 +70,9 @@ pub struct KernelProbe {
     pub release: String,
     /// Structure offsets from `/sys/kernel/btf/vmlinux`; `valid == 0` without usable BTF.
     pub offsets: KernelOffsets,
+    /// Watched syscalls whose `__x64_sys_*` argument this kernel's BTF leaves untyped (the
+    /// trampoline design cannot run then).
+    pub untyped_syscall_args: Vec<&'static str>,
     /// Why the offsets could not be read, when they could not.
     pub btf_error: Option<String>,
     /// `BPF_MAP_TYPE_RINGBUF` (5.8).
@@ -87,10 +90,11 @@ pub struct KernelProbe {
 impl KernelProbe {
     /// Probes the running kernel. Never fails: what cannot be probed counts as missing.
     pub fn run() -> KernelProbe {
-        let (offsets, btf_error) = match offsets::from_btf_file(offsets::VMLINUX_BTF) {
-            Ok(o) => (o, None),
-            Err(e) => (KernelOffsets::default(), Some(e.to_string())),
-        };
+        let (offsets, untyped_syscall_args, btf_error) =
+            match offsets::probe_btf_file(offsets::VMLINUX_BTF) {
+                Ok((o, untyped)) => (o, untyped, None),
+                Err(e) => (KernelOffsets::default(), Vec::new(), Some(e.to_string())),
+            };
         let helper =
             |h: BpfHelper| is_helper_supported(ProgramType::TracePoint, h).unwrap_or(false);
         KernelProbe {
@@ -98,6 +102,7 @@ impl KernelProbe {
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),
             offsets,
+            untyped_syscall_args,
             btf_error,
             ringbuf: is_map_supported(MapType::RingBuf).unwrap_or(false),
             bpf_loop: helper(BpfHelper::BPF_FUNC_loop),
@@ -127,6 +132,11 @@ impl KernelProbe {
         match design {
             Design::Fexit => {
                 need(self.btf(), "kernel BTF (/sys/kernel/btf/vmlinux)")?;
+                need(
+                    self.untyped_syscall_args.is_empty(),
+                    "kernel BTF that types the pt_regs argument of every __x64_sys_* function \
+                     (`writepath kernel -o json` lists those it does not)",
+                )?;
                 cgroups()
             }
             Design::ExitOnly => {

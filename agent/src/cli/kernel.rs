@@ -42,6 +42,8 @@ struct Features {
     task_btf: bool,
     ancestor_helper: bool,
     cgroup_fields: bool,
+    /// Syscall functions whose argument BTF leaves untyped (no trampolines then).
+    untyped_syscall_args: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             task_btf: probe.task_btf,
             ancestor_helper: probe.ancestor_helper,
             cgroup_fields: probe.offsets.cgroup_valid != 0,
+            untyped_syscall_args: probe.untyped_syscall_args.clone(),
         },
         chosen: designs.iter().find(|d| d.loads).map(|d| d.design),
         designs,
