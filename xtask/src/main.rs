@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod kernels;
 mod setup;
 mod test;
 
@@ -44,6 +45,23 @@ enum Task {
         /// Targets to run (default: all).
         targets: Vec<String>,
     },
+    /// Set up, build, and run the capture tests inside Debian's cloud kernels 5.10, 6.1 and
+    /// 6.12 under qemu (software emulation); prints one row per kernel.
+    Kernels {
+        /// Only these kernels (repeatable; default: all).
+        #[arg(long = "kernel", value_name = "VERSION")]
+        kernels: Vec<String>,
+        /// Seconds a guest may run before it is killed and fails (6.1 takes about 10 minutes:
+        /// its verifier runs to the 1M-instruction limit under emulation, once per test).
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+        /// Run qemu with `-icount shift=0,sleep=off` (a deterministic virtual clock).
+        #[arg(long)]
+        icount: bool,
+        /// Extra arguments for the capture test binary (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +71,12 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run(),
         Task::Bench { args } => bench::run(&args),
         Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),
+        Task::Kernels {
+            kernels,
+            timeout,
+            icount,
+            args,
+        } => kernels::run(&kernels, timeout, icount, &args),
     }
 }
 
@@ -92,8 +116,12 @@ pub fn setup_and_build(release: bool, packages: &[&str]) -> anyhow::Result<std::
     // Later cargo invocations of this task (the test run) build the eBPF crate with the same
     // toolchain.
     std::env::set_var("AYA_BPF_TOOLCHAIN", &tc.bpf_toolchain);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(target_dir().join(if release { "release" } else { "debug" }))
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join(if release { "release" } else { "debug" }))
+        .unwrap_or_else(|| workspace_root().join("target"))
 }

@@ -3,7 +3,7 @@
 //! says so. Steps and versions follow what is verified to work on Debian 12 x86_64:
 //! LLVM 22 (Debian), bpf-linker 0.13.0 built against it, an LLVM-22 nightly with rust-src
 //! for the eBPF crate, runc and busybox-static for container tests, bpftrace for the
-//! benchmark's comparisons, kubernetes-validate.
+//! benchmark's comparisons, qemu and cpio for the kernel matrix, kubernetes-validate.
 
 use std::process::Command;
 
@@ -25,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "python3-pip",
     "bpftrace",
+    "qemu-system-x86",
+    "cpio",
 ];
 
 /// What setup found: the toolchain to build the eBPF crate with.
