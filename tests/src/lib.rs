@@ -45,6 +45,22 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Checks that the command-line tool `name` is installed. Returns false (after saying so) when
+/// the test should be skipped; panics instead when running in CI.
+pub fn tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
+    if found {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{name} is not installed (cargo xtask setup installs it)"
+    );
+    eprintln!("skipping test - {name} is not installed");
+    false
+}
+
 /// The `writepath` binary: `$WRITEPATH_BIN`, else beside the test's target directory.
 pub fn writepath_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WRITEPATH_BIN") {

@@ -166,3 +166,70 @@ fn record_cgroup_stops_after_duration_or_removal() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Root is not needed: a non-root user with CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH
+/// (tracefs is root's alone) records; without them `record` exits 2 with one line naming what
+/// is missing.
+#[test]
+fn records_as_a_non_root_user_with_capabilities_only() {
+    if !privileged("records_as_a_non_root_user_with_capabilities_only") || !tool("setpriv") {
+        return;
+    }
+    let as_nobody = |caps: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
+        if !caps.is_empty() {
+            cmd.args(["--inh-caps", caps, "--ambient-caps", caps]);
+        }
+        cmd.arg(writepath_bin());
+        cmd
+    };
+    let cg = TempCgroup::new("caps");
+    // A place uid 65534 may create its ready file in.
+    let ready = std::env::temp_dir().join(format!("wp-caps-ready-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let rec = as_nobody("+bpf,+perfmon,+dac_read_search")
+        .args(["record", "-o", "json", "--ready-file"])
+        .arg(&ready)
+        .arg("--cgroup")
+        .arg(&cg.dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = scratch_dir("caps");
+    let target = d.path().join("written");
+    let driver = env!("CARGO_BIN_EXE_syscall-driver");
+    let status = run_in(
+        &cg.dir,
+        std::path::Path::new(driver),
+        &[&format!("open:{}", target.display())],
+    );
+    assert!(status.success());
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    let out = rec.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&ready);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r = Report::from_json(&String::from_utf8_lossy(&out.stdout), "stdout").expect("report");
+    assert_recorded(&r, &target.display().to_string(), OpName::Create);
+
+    for (caps, says) in [
+        ("", "needs root, or CAP_BPF and CAP_PERFMON"),
+        ("+bpf,+perfmon", "needs root or CAP_DAC_READ_SEARCH"),
+    ] {
+        let out = as_nobody(caps)
+            .args(["record", "--", "true"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "caps {caps:?}: {stderr}");
+        assert!(stderr.contains(says), "caps {caps:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}

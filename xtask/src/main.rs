@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod guest_bench;
 mod kernels;
 mod setup;
 mod test;
@@ -22,8 +23,12 @@ struct Cli {
 enum Task {
     /// Install (idempotently) everything the build and the tests need.
     Setup,
-    /// Set up, build, and run every test (unit, privileged, container).
+    /// Set up, build, and run every test (unit, privileged, container), then the capture
+    /// tests in the kernel matrix (`cargo xtask kernels`).
     Test {
+        /// Only the tests on this host's kernel (skip the kernel matrix).
+        #[arg(long)]
+        host_only: bool,
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -51,13 +56,17 @@ enum Task {
         /// Only these kernels (repeatable; default: all).
         #[arg(long = "kernel", value_name = "VERSION")]
         kernels: Vec<String>,
-        /// Seconds a guest may run before it is killed and fails (6.1 takes about 10 minutes:
-        /// its verifier runs to the 1M-instruction limit under emulation, once per test).
-        #[arg(long, default_value_t = 1800)]
+        /// Seconds a guest may run before it is killed and fails (the slowest guest, 6.1 with
+        /// 33 trampoline programs verified under emulation per recording, takes minutes).
+        #[arg(long, default_value_t = kernels::DEFAULT_TIMEOUT)]
         timeout: u64,
         /// Run qemu with `-icount shift=0,sleep=off` (a deterministic virtual clock).
         #[arg(long)]
         icount: bool,
+        /// Instead of the tests: the capture designs' cost in the trampoline kernels, in guest
+        /// instructions (writes its section of docs/benchmarks.md).
+        #[arg(long)]
+        bench: bool,
         /// Extra arguments for the capture test binary (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -67,15 +76,21 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run().map(|_| ()),
-        Task::Test { args } => test::run(&args),
+        Task::Test { host_only, args } => test::run(host_only, &args),
         Task::Demo => demo::run(),
         Task::Bench { args } => bench::run(&args),
         Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),
+        Task::Kernels {
+            bench: true,
+            timeout,
+            ..
+        } => guest_bench::run(timeout),
         Task::Kernels {
             kernels,
             timeout,
             icount,
             args,
+            ..
         } => kernels::run(&kernels, timeout, icount, &args),
     }
 }

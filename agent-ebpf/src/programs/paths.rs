@@ -61,7 +61,7 @@ pub fn copy_user_str(payload: *mut u8, off: usize, src: u64, max: usize) -> Copi
 #[inline(always)]
 pub fn hash<const BOUNDED: bool>(off: usize, len: usize) -> u64 {
     if len <= SHORT_PATH {
-        return words_hash::<{ SHORT_PATH / 8 }>(off, len);
+        return wp_hash_short(off as u64, len as u64);
     }
     if BOUNDED {
         return wp_hash_bounded(off as u64, len as u64);
@@ -90,6 +90,15 @@ pub fn hash<const BOUNDED: bool>(off: usize, len: usize) -> u64 {
 #[inline(never)]
 pub extern "C" fn wp_hash_bounded(off: u64, len: u64) -> u64 {
     words_hash::<{ MAX_PATH / 8 }>(off as usize, len as usize)
+}
+
+/// [`hash`] of a path of at most [`SHORT_PATH`] bytes, as a global function for the same
+/// reason as [`wp_hash_bounded`]: inlined twice in the path stage, the exits of the two loops
+/// multiply.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn wp_hash_short(off: u64, len: u64) -> u64 {
+    words_hash::<{ SHORT_PATH / 8 }>(off as usize, len as usize)
 }
 
 /// Paths up to this long are hashed in a straight loop: no `bpf_loop` call per word.

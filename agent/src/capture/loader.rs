@@ -38,6 +38,11 @@ pub enum Error {
     /// Loading BPF needs root (CAP_BPF + CAP_PERFMON).
     #[error("loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON (this process has {0})")]
     NotRoot(String),
+    /// tracefs cannot be read (a non-root user without CAP_DAC_READ_SEARCH).
+    #[error(
+        "reading tracefs at {0} needs root or CAP_DAC_READ_SEARCH (with CAP_BPF and CAP_PERFMON)"
+    )]
+    TracefsDenied(String),
     /// No capture design loads on this kernel: one line, the verifier logs in a file.
     #[error(
         "cannot capture on Linux {kernel}: {failures}; writepath needs Linux {oldest} or newer{}",
@@ -106,6 +111,7 @@ impl Error {
         match self {
             Error::NotRoot(_) => "not_root",
             Error::Unsupported { .. } => "unsupported_kernel",
+            Error::TracefsDenied(_) => "tracefs_denied",
             Error::NoCgroup2 => "no_cgroup2",
             Error::Load(_) => "load",
             Error::Program { .. } => "program",
@@ -678,11 +684,21 @@ fn check_privileges() -> Result<()> {
         return Ok(());
     };
     let has = |cap: u64| eff & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        Ok(())
-    } else {
-        Err(Error::NotRoot(format!("CapEff {eff:#018x}")))
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        return Err(Error::NotRoot(format!("CapEff {eff:#018x}")));
     }
+    // tracefs is root's alone (mode 0700): the tracepoint designs attach through it.
+    // The first location that exists decides (ensure_tracefs mounts one when none does).
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        match std::fs::read_dir(Path::new(dir).join("events")) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::TracefsDenied(dir.to_string()))
+            }
+            Err(_) => continue,
+        }
+    }
+    Ok(())
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.

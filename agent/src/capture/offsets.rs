@@ -66,7 +66,8 @@ pub fn untyped_syscall_args(btf: &Btf) -> Vec<&'static str> {
             let Ok(funcs) = btf.resolve_types_by_name(&format!("__x64_sys_{}", w.name)) else {
                 return false;
             };
-            let Some(Type::Func(func)) = funcs.into_iter().find(|t| matches!(t, Type::Func(_))) else {
+            let Some(Type::Func(func)) = funcs.into_iter().find(|t| matches!(t, Type::Func(_)))
+            else {
                 return false;
             };
             let typed = (|| {
@@ -235,6 +236,9 @@ mod tests {
         // The user-visible ptrace layout of x86_64 `struct pt_regs`.
         assert_eq!(o.pt_regs_args, [112, 104, 96, 56, 72, 64]);
         let (_, untyped) = probe_btf_file(VMLINUX_BTF).expect("btf");
-        assert!(untyped.is_empty(), "this kernel types every syscall function: {untyped:?}");
+        assert!(
+            untyped.is_empty(),
+            "this kernel types every syscall function: {untyped:?}"
+        );
     }
 }
