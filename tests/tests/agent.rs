@@ -291,6 +291,20 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
         "{metrics}"
     );
     assert!(metrics.contains("writepath_published_total"), "{metrics}");
+    // The design in use is named by the metrics, /readyz and the published report.
+    let design = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("writepath_capture_info{design=\""))
+        .and_then(|l| l.split('"').next())
+        .unwrap_or_else(|| panic!("no writepath_capture_info: {metrics}"))
+        .to_string();
+    let (code, ready) = http_get(&agent.metrics, "/readyz");
+    assert_eq!(code, 200);
+    assert!(
+        ready.contains(&format!("ok: {design} design on Linux")),
+        "{ready}"
+    );
+    assert_eq!(v["spec"]["report"]["recording"]["hook"], design.as_str());
 
     // Killed mid-recording; the object is removed from the API too, so what the next run
     // publishes can only come from its state directory.

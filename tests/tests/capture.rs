@@ -510,9 +510,62 @@ fn every_program_stays_under_half_the_verifier_limit() {
     }
 }
 
+/// Without BTF the designs that need it are not tried: `auto` falls back to a tracepoint
+/// design that does not (relative paths are then resolved in userspace and flagged), or, where
+/// the kernel has none of those either (5.10: no `bpf_loop`, no ancestor helper), fails with
+/// one line.
+#[test]
+fn without_btf_a_design_that_needs_none_is_chosen() {
+    if !privileged("without_btf_a_design_that_needs_none_is_chosen") {
+        return;
+    }
+    let no_btf = [("WRITEPATH_VMLINUX_BTF", "/nonexistent/vmlinux")];
+    let k = kernel_report_with(&no_btf);
+    assert_eq!(k["features"]["btf"], false, "{k:#}");
+    for d in k["designs"].as_array().unwrap() {
+        if matches!(d["design"].as_str(), Some("fexit" | "exit-only")) {
+            assert_eq!(d["loads"], false, "{d:#}");
+            assert!(d["error"].as_str().unwrap().contains("BTF"), "{d:#}");
+        }
+    }
+    let d = scratch_dir("nobtf");
+    let target = p(d.path(), "f");
+    let mut cmd = std::process::Command::new(writepath_bin());
+    cmd.envs(no_btf).args([
+        "record",
+        "-o",
+        "json",
+        "--",
+        DRIVER,
+        &format!("open:{target}"),
+    ]);
+    let out = cmd.output().expect("run writepath");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match k["chosen"].as_str() {
+        Some(design) => {
+            assert!(matches!(design, "pair" | "compat"), "{k:#}");
+            assert!(out.status.success(), "{stderr}");
+            let r = Report::from_json(&String::from_utf8_lossy(&out.stdout), "stdout").unwrap();
+            assert_eq!(r.recording.hook, design);
+            assert_recorded(&r, &target, OpName::Create);
+        }
+        None => {
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(stderr.contains("cannot capture on Linux"), "{stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        }
+    }
+}
+
 /// `writepath kernel -o json`.
 fn kernel_report() -> serde_json::Value {
+    kernel_report_with(&[])
+}
+
+/// `writepath kernel -o json` with extra environment.
+fn kernel_report_with(env: &[(&str, &str)]) -> serde_json::Value {
     let out = std::process::Command::new(writepath_bin())
+        .envs(env.iter().copied())
         .args(["kernel", "-o", "json"])
         .output()
         .expect("run writepath kernel");

@@ -688,11 +688,23 @@ pub fn run(names: &[String], timeout: u64, icount: bool, extra: &[String]) -> an
         t.elapsed().as_secs_f64()
     );
 
-    let mut argv = vec![
+    // First what the kernel offers and what each design costs there (`writepath kernel`, for
+    // the record in the console), then the tests.
+    let mut tests = vec![
         capture.test.display().to_string(),
         "--test-threads=1".to_string(),
     ];
-    argv.extend(extra.iter().cloned());
+    tests.extend(extra.iter().cloned());
+    let tests: Vec<String> = tests.iter().map(|a| shell_quote(a)).collect();
+    let argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!(
+            "{} kernel; exec {}",
+            shell_quote(&writepath.display().to_string()),
+            tests.join(" ")
+        ),
+    ];
     // The test binary, the recorder it runs, and the syscall driver it runs (its path is
     // compiled into the test binary). `mount`/`umount` are busybox's.
     let files = vec![

@@ -315,9 +315,6 @@ impl Capture {
     pub fn load_with(hook: Hook) -> Result<Capture> {
         check_privileges()?;
         let probe = KernelProbe::run();
-        if let Some(e) = &probe.btf_error {
-            warn!(error = %e, "no kernel offsets: relative paths resolve in userspace only");
-        }
         let candidates: Vec<Design> = match hook.design() {
             Some(d) => vec![d],
             None => Design::ALL.to_vec(),
@@ -339,6 +336,9 @@ impl Capture {
                 });
             match loaded {
                 Ok(mut capture) => {
+                    if let Some(e) = &probe.btf_error {
+                        warn!(error = %e, "no kernel offsets: relative paths resolve in userspace only");
+                    }
                     if !failures.is_empty() {
                         info!(design = %design, skipped = %failures.join("; "), "fell back");
                     }

@@ -60,6 +60,12 @@ impl std::fmt::Display for Design {
     }
 }
 
+/// Where the kernel's BTF is read from: `/sys/kernel/btf/vmlinux`, or `WRITEPATH_VMLINUX_BTF`
+/// (a kernel without BTF is tested by pointing it at a file that does not exist).
+pub fn btf_path() -> String {
+    std::env::var("WRITEPATH_VMLINUX_BTF").unwrap_or_else(|_| offsets::VMLINUX_BTF.to_string())
+}
+
 /// The oldest kernel any design loads on (the compat design), as the error messages say it.
 pub const OLDEST_KERNEL: &str = "5.10";
 
@@ -90,11 +96,11 @@ pub struct KernelProbe {
 impl KernelProbe {
     /// Probes the running kernel. Never fails: what cannot be probed counts as missing.
     pub fn run() -> KernelProbe {
-        let (offsets, untyped_syscall_args, btf_error) =
-            match offsets::probe_btf_file(offsets::VMLINUX_BTF) {
-                Ok((o, untyped)) => (o, untyped, None),
-                Err(e) => (KernelOffsets::default(), Vec::new(), Some(e.to_string())),
-            };
+        let (offsets, untyped_syscall_args, btf_error) = match offsets::probe_btf_file(&btf_path())
+        {
+            Ok((o, untyped)) => (o, untyped, None),
+            Err(e) => (KernelOffsets::default(), Vec::new(), Some(e.to_string())),
+        };
         let helper =
             |h: BpfHelper| is_helper_supported(ProgramType::TracePoint, h).unwrap_or(false);
         KernelProbe {

@@ -63,6 +63,10 @@ pub struct Args {
     /// Distinct paths kept per container before new ones collapse into their directory.
     #[arg(long, env = "WRITEPATH_PATH_BUDGET", default_value_t = crate::record::DEFAULT_PATH_BUDGET, value_name = "N")]
     pub path_budget: usize,
+    /// Capture design: auto (the best this node's kernel loads), fexit, exit-only, pair or
+    /// compat (docs/kernels.md).
+    #[arg(long, value_enum, default_value_t = crate::capture::loader::Hook::default(), env = "WRITEPATH_HOOK")]
+    pub hook: crate::capture::loader::Hook,
 }
 
 /// Runs `writepath agent`.
@@ -77,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         metrics_address: args.metrics_address,
         kubepods_cgroup: args.kubepods_cgroup,
         path_budget: args.path_budget,
+        hook: args.hook,
     })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

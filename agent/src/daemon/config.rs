@@ -64,6 +64,8 @@ pub struct Config {
     pub kubepods_cgroup: Option<PathBuf>,
     /// Distinct paths kept per container before new ones collapse into their directory.
     pub path_budget: usize,
+    /// The capture design (`auto`: the best this kernel loads).
+    pub hook: crate::capture::loader::Hook,
 }
 
 /// The raw settings, as the command line gives them.
@@ -87,6 +89,8 @@ pub struct Raw {
     pub kubepods_cgroup: Option<PathBuf>,
     /// `--path-budget`.
     pub path_budget: usize,
+    /// `--hook`.
+    pub hook: crate::capture::loader::Hook,
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -151,6 +155,7 @@ impl Config {
             metrics_address,
             kubepods_cgroup: raw.kubepods_cgroup,
             path_budget: raw.path_budget.max(1),
+            hook: raw.hook,
         })
     }
 }
@@ -170,6 +175,7 @@ mod tests {
             metrics_address: "0.0.0.0:9477".into(),
             kubepods_cgroup: None,
             path_budget: 1000,
+            hook: crate::capture::loader::Hook::Auto,
         }
     }
 

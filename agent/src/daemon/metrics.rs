@@ -52,6 +52,10 @@ pub struct Metrics {
     publish_errors: Mutex<BTreeMap<&'static str, u64>>,
     heartbeat: Mutex<Option<Instant>>,
     attached: AtomicBool,
+    /// The capture design in use and the kernel release, once attached.
+    capture: Mutex<Option<(String, String)>>,
+    /// Why the capture programs could not be loaded, when they could not.
+    capture_error: Mutex<Option<String>>,
     pods_ready: AtomicBool,
 }
 
@@ -92,8 +96,34 @@ impl Metrics {
     }
 
     /// Probes attached.
-    pub fn set_attached(&self) {
+    /// The programs of `design` are attached on Linux `kernel`.
+    pub fn set_attached(&self, design: &str, kernel: &str) {
+        if let Ok(mut c) = self.capture.lock() {
+            *c = Some((design.to_string(), kernel.to_string()));
+        }
         self.attached.store(true, Ordering::Relaxed);
+    }
+
+    /// No capture design loads: `/readyz` says why (one line).
+    pub fn set_capture_failed(&self, reason: &str) {
+        if let Ok(mut e) = self.capture_error.lock() {
+            *e = Some(reason.to_string());
+        }
+    }
+
+    /// What `/readyz` answers: ready, or why not (one line).
+    pub fn readiness(&self) -> std::result::Result<String, String> {
+        if let Some(e) = self.capture_error.lock().ok().and_then(|e| e.clone()) {
+            return Err(format!("not ready: {e}"));
+        }
+        let capture = self.capture.lock().ok().and_then(|c| c.clone());
+        match capture {
+            None => Err("not ready: capture programs not attached yet".into()),
+            Some(_) if !self.pods_ready.load(Ordering::Relaxed) => {
+                Err("not ready: pod list not loaded yet".into())
+            }
+            Some((design, kernel)) => Ok(format!("ok: {design} design on Linux {kernel}")),
+        }
     }
 
     /// Pod list loaded.
@@ -112,7 +142,7 @@ impl Metrics {
 
     /// Whether the agent records and attributes.
     pub fn ready(&self) -> bool {
-        self.attached.load(Ordering::Relaxed) && self.pods_ready.load(Ordering::Relaxed)
+        self.readiness().is_ok()
     }
 
     /// Prometheus text exposition.
@@ -137,6 +167,23 @@ impl Metrics {
             "counter",
             "Records sent to userspace.",
             one(c.emitted),
+        );
+        metric(
+            "writepath_probe_errors_total",
+            "counter",
+            "Watched calls a program could not finish (a kernel read failed): lost, counted.",
+            one(c.probe_errors),
+        );
+        let capture = self.capture.lock().ok().and_then(|c| c.clone());
+        metric(
+            "writepath_capture_info",
+            "gauge",
+            "The capture design in use on this node's kernel (docs/kernels.md).",
+            capture
+                .map(|(design, kernel)| {
+                    vec![(format!("{{design=\"{design}\",kernel=\"{kernel}\"}}"), 1)]
+                })
+                .unwrap_or_default(),
         );
         metric(
             "writepath_events_dropped_total",
@@ -253,12 +300,14 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
             "recording loop stalled\n".into(),
             "text/plain",
         ),
-        "/readyz" if metrics.ready() => (StatusCode::OK, "ok\n".into(), "text/plain"),
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: probes or pod list missing\n".into(),
-            "text/plain",
-        ),
+        "/readyz" => match metrics.readiness() {
+            Ok(why) => (StatusCode::OK, format!("{why}\n"), "text/plain"),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{why}\n"),
+                "text/plain",
+            ),
+        },
         _ => (StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -315,7 +364,7 @@ mod tests {
             respond("/readyz", &m).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        m.set_attached();
+        m.set_attached("fexit", "6.1.0");
         m.set_pods_ready(true);
         assert_eq!(respond("/readyz", &m).status(), StatusCode::OK);
         assert_eq!(respond("/metrics", &m).status(), StatusCode::OK);

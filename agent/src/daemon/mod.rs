@@ -162,7 +162,14 @@ pub async fn run(config: Config) -> Result<()> {
 
     let root = cgroup2_root()?;
     let kubepods = kubepods_dir(&root, config.kubepods_cgroup.as_deref())?;
-    let mut capture = Capture::load()?;
+    let mut capture = match Capture::load_with(config.hook) {
+        Ok(c) => c,
+        Err(e) => {
+            // /readyz says why for the moment before the agent exits 2.
+            metrics.set_capture_failed(&e.to_string());
+            return Err(e.into());
+        }
+    };
     let watched = WatchedCgroup::from_dir(&kubepods)?;
     capture.watch(watched.clone())?;
     let preexisting = running_containers(&root, &kubepods);
@@ -173,7 +180,7 @@ pub async fn run(config: Config) -> Result<()> {
         op: "poll the ring buffer",
         source: std::io::Error::from(e),
     })?;
-    metrics.set_attached();
+    metrics.set_attached(capture.design.name(), &capture.probe.release);
     metrics.beat();
     tracing::info!(
         node = %config.node_name,
