@@ -4,10 +4,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use agent_common::{
-    names, offsets::KernelOffsets, syscalls::TRACEPOINTS, Control, Counter, DedupKey, DedupValue,
-    COUNTERS,
-};
+use agent_common::{names, offsets::KernelOffsets, syscalls::TRACEPOINTS, Control};
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{FExit, TracePoint},
@@ -15,8 +12,8 @@ use aya::{
 };
 use tracing::{debug, info, warn};
 
+use super::events::EventStream;
 use super::probe::{Design, KernelProbe};
-use crate::report::Counters;
 
 /// The compiled programs, embedded at build time by `build.rs`.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
@@ -94,6 +91,9 @@ pub enum Error {
         #[source]
         source: aya::maps::MapError,
     },
+    /// The ring buffer could not be polled.
+    #[error("failed to poll the ring buffer")]
+    Poll(#[source] std::io::Error),
     /// A watched directory is not a cgroup v2 directory.
     #[error("{path} is not a cgroup v2 directory")]
     NotACgroup {
@@ -119,6 +119,7 @@ impl Error {
             Error::MissingProgram(_) | Error::MissingFexit(_) => "missing_program",
             Error::Map { .. } => "map",
             Error::NotACgroup { .. } => "not_a_cgroup",
+            Error::Poll(_) => "poll",
         }
     }
 }
@@ -601,73 +602,22 @@ impl Capture {
             })
     }
 
-    /// Takes the ring buffer of records (once).
-    pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self
-            .ebpf
-            .take_map(names::EVENTS_MAP)
-            .ok_or(Error::MissingMap(names::EVENTS_MAP))?;
-        RingBuf::try_from(map).map_err(|source| Error::Map {
-            action: "open",
-            map: names::EVENTS_MAP,
-            source,
-        })
-    }
-
-    /// The kernel counters, summed over CPUs.
-    pub fn counters(&self) -> Result<Counters> {
-        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.ebpf
-                .map(names::STATS_MAP)
-                .ok_or(Error::MissingMap(names::STATS_MAP))?,
-        )
-        .map_err(|source| Error::Map {
-            action: "open",
-            map: names::STATS_MAP,
-            source,
-        })?;
-        let mut sums = [0u64; COUNTERS as usize];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let values = stats.get(&(i as u32), 0).map_err(|source| Error::Map {
-                action: "read",
-                map: names::STATS_MAP,
+    /// Takes the record stream (once): the ring buffer, with the dedup LRU and the counters
+    /// that complete it. Needs a tokio runtime.
+    pub fn take_events(&mut self) -> Result<EventStream> {
+        let mut take = |name: &'static str| self.ebpf.take_map(name).ok_or(Error::MissingMap(name));
+        let open = |map: &'static str| {
+            move |source| Error::Map {
+                action: "open",
+                map,
                 source,
-            })?;
-            *sum = values.iter().sum();
-        }
-        let c = |k: Counter| sums[k as usize];
-        Ok(Counters {
-            seen: c(Counter::Seen),
-            filtered: c(Counter::Filtered),
-            deduplicated: c(Counter::Deduplicated),
-            emitted: c(Counter::Emitted),
-            dropped: c(Counter::Dropped),
-            pending_full: c(Counter::PendingFull),
-            pending_missing: c(Counter::PendingMissing),
-            path_errors: c(Counter::PathErrors),
-            base_errors: c(Counter::BaseErrors),
-            not_a_path: c(Counter::NotAPath),
-            probe_errors: c(Counter::ProbeErrors),
-            decode_errors: 0,
-            collapsed: 0,
-            runtime_setup: 0,
-        })
-    }
-
-    /// Hit counts folded into each live dedup entry since it was emitted.
-    pub fn dedup_hits(&self) -> Result<Vec<(DedupKey, DedupValue)>> {
-        let map: HashMap<_, DedupKey, DedupValue> = HashMap::try_from(
-            self.ebpf
-                .map(names::DEDUP_MAP)
-                .ok_or(Error::MissingMap(names::DEDUP_MAP))?,
-        )
-        .map_err(|source| Error::Map {
-            action: "open",
-            map: names::DEDUP_MAP,
-            source,
-        })?;
-        // Entries evicted while we iterate are skipped, not fatal.
-        Ok(map.iter().filter_map(|r| r.ok()).collect())
+            }
+        };
+        let ring = RingBuf::try_from(take(names::EVENTS_MAP)?).map_err(open(names::EVENTS_MAP))?;
+        let dedup = HashMap::try_from(take(names::DEDUP_MAP)?).map_err(open(names::DEDUP_MAP))?;
+        let stats =
+            PerCpuArray::try_from(take(names::STATS_MAP)?).map_err(open(names::STATS_MAP))?;
+        EventStream::new(ring, dedup, stats)
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
+use crate::capture::events::EventStream;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::attribution::{cgroup, pods};
@@ -173,13 +173,7 @@ pub async fn run(config: Config) -> Result<()> {
     let watched = WatchedCgroup::from_dir(&kubepods)?;
     capture.watch(watched.clone())?;
     let preexisting = running_containers(&root, &kubepods);
-    let events = capture.take_events()?;
-    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
-    // before the fd is closed.
-    let mut events = unsafe { AsyncFd::register(events) }.map_err(|e| Error::Io {
-        op: "poll the ring buffer",
-        source: std::io::Error::from(e),
-    })?;
+    let mut events = capture.take_events()?;
     metrics.set_attached(capture.design.name(), &capture.probe.release);
     metrics.beat();
     tracing::info!(
@@ -232,33 +226,31 @@ pub async fn run(config: Config) -> Result<()> {
 
     loop {
         tokio::select! {
-            guard = events.readable_mut() => match guard {
-                Ok(mut guard) => {
-                    drain(guard.get_inner_mut(), &mut session.recorder);
-                    guard.clear_ready();
-                }
-                Err(e) => tracing::error!(error = %e, "ring buffer poll failed"),
+            ready = events.readable() => match ready.and_then(|()| events.drain(&mut session.recorder)) {
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "ring buffer drain failed"),
             },
             _ = drain_tick.tick() => {
-                drain(events.get_mut(), &mut session.recorder);
+                drain(&mut events, &mut session.recorder);
                 metrics.beat();
                 metrics.set_pods_ready(pod_index.is_ready());
             }
             _ = tick.tick() => {
-                drain(events.get_mut(), &mut session.recorder);
+                drain(&mut events, &mut session.recorder);
                 let publish = last_publish.elapsed() >= config.publish_interval;
                 if publish {
                     last_publish = tokio::time::Instant::now();
                 }
-                session.tick(&capture, publish).await;
+                session.tick(&events, publish).await;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
     tracing::info!("writepath: stopping; saving and publishing");
-    drain(events.get_mut(), &mut session.recorder);
-    let result = session.shutdown(&capture).await;
+    drain(&mut events, &mut session.recorder);
+    let result = session.shutdown(&events).await;
+    drop(capture);
     pod_task.abort();
     server.abort();
     result
@@ -269,8 +261,10 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, recorder: &mut Recorder) {
-    while let Some(item) = ring.next() {
-        recorder.add_record(&item);
+/// Drains the ring buffer (folding dedup hits as the recorder needs, so its key table stays
+/// bounded); a failure is logged, the next tick tries again.
+fn drain(events: &mut EventStream, recorder: &mut Recorder) {
+    if let Err(e) = events.drain(recorder) {
+        tracing::error!(error = %e, "ring buffer drain failed");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::identity::{Attributor, Outcome};
 use super::metrics::Metrics;
 use super::state::{self, State};
-use crate::capture::loader::Capture;
+use crate::capture::events::EventStream;
 use crate::cluster::{crd, publish::Publisher};
 use crate::record::Recorder;
 use crate::report::{CgroupRef, Recording, Report, Target, WorkloadRef};
@@ -46,9 +46,9 @@ pub struct Session {
 
 impl Session {
     /// One tick: snapshot, attribute, retire, persist; publish when `publish`.
-    pub async fn tick(&mut self, capture: &Capture, publish: bool) {
+    pub async fn tick(&mut self, events: &EventStream, publish: bool) {
         let mut ignored = Vec::new();
-        let mut current = self.observe(capture, &mut ignored).await;
+        let mut current = self.observe(events, &mut ignored).await;
         self.retire(&mut current, &ignored);
         current.targets =
             state::merge_targets(self.retired.clone(), std::mem::take(&mut current.targets));
@@ -65,8 +65,8 @@ impl Session {
     }
 
     /// The last save and publication.
-    pub async fn shutdown(mut self, capture: &Capture) -> super::Result<()> {
-        let mut current = self.observe(capture, &mut Vec::new()).await;
+    pub async fn shutdown(mut self, events: &EventStream) -> super::Result<()> {
+        let mut current = self.observe(events, &mut Vec::new()).await;
         current.targets = state::merge_targets(
             std::mem::take(&mut self.retired),
             std::mem::take(&mut current.targets),
@@ -79,12 +79,9 @@ impl Session {
 
     /// This run's live targets, attributed. Out-of-scope and non-container cgroups are left out
     /// and listed in `ignored`.
-    async fn observe(&mut self, capture: &Capture, ignored: &mut Vec<CgroupRef>) -> Report {
-        match capture.dedup_hits() {
-            Ok(hits) => self.recorder.apply_hits(&hits),
-            Err(e) => tracing::warn!(error = %e, "failed to read dedup hits"),
-        }
-        let counters = capture.counters().unwrap_or_else(|e| {
+    async fn observe(&mut self, events: &EventStream, ignored: &mut Vec<CgroupRef>) -> Report {
+        self.recorder.apply_hits(&events.dedup_hits());
+        let counters = events.counters().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "failed to read counters");
             Default::default()
         });

@@ -6,7 +6,6 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::capture::loader::{self, cgroup2_root, Capture, WatchedCgroup};
@@ -149,11 +148,7 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let mut recorder = Recorder::new(&root).with_budget(options.path_budget);
     recorder.add_target(cgroup.id, &cgroup.dir);
     capture.watch(cgroup.clone())?;
-    let events = capture.take_events()?;
-    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
-    // before the fd is closed.
-    let mut events = unsafe { AsyncFd::register(events) }
-        .map_err(|e| Error::Io("poll the ring buffer", std::io::Error::from(e)))?;
+    let mut events = capture.take_events()?;
 
     // The contract: this line (and the ready file) only once the probes are attached.
     eprintln!(
@@ -188,13 +183,12 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
 
     let stop = loop {
         tokio::select! {
-            guard = events.readable_mut() => {
-                let mut guard = guard.map_err(|e| Error::Io("poll the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut recorder, &capture)?;
-                guard.clear_ready();
+            ready = events.readable() => {
+                ready?;
+                events.drain(&mut recorder)?;
             }
             _ = drain_tick.tick() => {
-                drain(events.get_mut(), &mut recorder, &capture)?;
+                events.drain(&mut recorder)?;
                 // Command mode: done once the command exited and its cgroup is empty.
                 if let Some(c) = child.as_mut() {
                     if exit_code.is_none() {
@@ -214,7 +208,7 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
                     break Stop::Ended;
                 }
             }
-            _ = hits_tick.tick() => recorder.apply_hits(&capture.dedup_hits()?),
+            _ = hits_tick.tick() => events.fold_hits(&mut recorder)?,
             // The terminal sends SIGINT to the command too: wait for it to exit.
             _ = sigint.recv() => if child.is_none() { break Stop::Signal },
             _ = sigterm.recv() => {
@@ -225,9 +219,9 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     };
     // Records still in flight: the exit program runs before the syscall returns, so once the
     // processes are gone everything is in the ring buffer.
-    drain(events.get_mut(), &mut recorder, &capture)?;
-    recorder.apply_hits(&capture.dedup_hits()?);
-    let counters = capture.counters()?;
+    events.drain(&mut recorder)?;
+    events.fold_hits(&mut recorder)?;
+    let counters = events.counters()?;
     let exit_code = match stop {
         Stop::Done(code) => code,
         Stop::Ended | Stop::Signal => None,
@@ -246,27 +240,6 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
         hook: capture.design.name().into(),
     };
     Ok(recorder.finish(counters, recording))
-}
-
-/// Reads every waiting record into the recorder, folding the kernel's dedup hit counts in
-/// whenever enough keys piled up (bounded memory under a flood of distinct paths).
-fn drain(
-    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    recorder: &mut Recorder,
-    capture: &Capture,
-) -> Result<()> {
-    loop {
-        while let Some(item) = ring.next() {
-            recorder.add_record(&item);
-            if recorder.needs_hits() {
-                break;
-            }
-        }
-        if !recorder.needs_hits() {
-            return Ok(());
-        }
-        recorder.apply_hits(&capture.dedup_hits()?);
-    }
 }
 
 fn cgroup_empty(dir: &Path) -> bool {
