@@ -429,11 +429,19 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// `/init`: mounts what the tests need (proc, sysfs, devtmpfs, a tmpfs on /tmp, cgroup2,
+/// `/init`: first moves the files from the initramfs onto a tmpfs and switches to it (runc's
+/// `pivot_root` refuses the initramfs as the old root), then mounts what the tests need (proc, sysfs, devtmpfs, a tmpfs on /tmp, cgroup2,
 /// tracefs, bpffs), runs the command, prints its exit code and powers off.
 fn init_script(command: &GuestCommand) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh\n\
+         if [ ! -e /.on-tmpfs ]; then\n\
+         /bin/busybox mkdir -p /newroot\n\
+         /bin/busybox mount -t tmpfs -o mode=0755 tmpfs /newroot\n\
+         for f in /*; do [ \"$f\" = /newroot ] || /bin/busybox cp -a \"$f\" /newroot/; done\n\
+         /bin/busybox touch /newroot/.on-tmpfs\n\
+         exec /bin/busybox switch_root /newroot /init\n\
+         fi\n\
          /bin/busybox --install -s /bin\n\
          export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
          mount -t proc proc /proc\n\
@@ -689,28 +697,29 @@ pub fn run(names: &[String], timeout: u64, icount: bool, extra: &[String]) -> an
     );
 
     // First what the kernel offers and what each design costs there (`writepath kernel`, for
-    // the record in the console), then the tests.
-    let mut tests = vec![
-        capture.test.display().to_string(),
-        "--test-threads=1".to_string(),
-    ];
-    tests.extend(extra.iter().cloned());
-    let tests: Vec<String> = tests.iter().map(|a| shell_quote(a)).collect();
+    // the record in the console), then the capture tests and the runc container test; the
+    // guest fails if either does.
+    let quoted = |p: &Path| shell_quote(&p.display().to_string());
+    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
     let argv = vec![
         "sh".to_string(),
         "-c".to_string(),
         format!(
-            "{} kernel; exec {}",
-            shell_quote(&writepath.display().to_string()),
-            tests.join(" ")
+            "{wp} kernel; {capture} --test-threads=1 {extra}; c=$?; {container} --test-threads=1 {extra}; r=$?; [ $c = 0 ] && [ $r = 0 ]",
+            wp = quoted(&writepath),
+            capture = quoted(&capture.test),
+            container = quoted(&capture.container),
+            extra = extra.join(" "),
         ),
     ];
-    // The test binary, the recorder it runs, and the syscall driver it runs (its path is
-    // compiled into the test binary). `mount`/`umount` are busybox's.
+    // The test binaries, the recorder they run, the syscall driver (its path is compiled into
+    // the capture tests) and runc. `mount`/`umount` are busybox's.
     let files = vec![
         capture.test.clone(),
+        capture.container.clone(),
         writepath.clone(),
         capture.driver.clone(),
+        PathBuf::from("/usr/sbin/runc"),
     ];
     // One initramfs per kernel: the design the tests expect differs.
     let initramfs = |series: &Series| -> anyhow::Result<PathBuf> {
@@ -819,10 +828,11 @@ pub fn run(names: &[String], timeout: u64, icount: bool, extra: &[String]) -> an
 /// The capture test binary and the syscall driver, as cargo built them.
 struct TestExecutables {
     test: PathBuf,
+    container: PathBuf,
     driver: PathBuf,
 }
 
-/// Builds the capture tests (`--no-run`) and reads the executables from cargo's JSON messages.
+/// Builds the capture and container tests (`--no-run`) and reads the executables from cargo's JSON messages.
 fn test_executables() -> anyhow::Result<TestExecutables> {
     let out = Command::new("cargo")
         .current_dir(crate::workspace_root())
@@ -832,6 +842,8 @@ fn test_executables() -> anyhow::Result<TestExecutables> {
             "writepath-tests",
             "--test",
             "capture",
+            "--test",
+            "container",
             "--no-run",
         ])
         .arg("--message-format=json")
@@ -843,7 +855,7 @@ fn test_executables() -> anyhow::Result<TestExecutables> {
         "cargo test --no-run failed ({})",
         out.status
     );
-    let (mut test, mut driver) = (None, None);
+    let (mut test, mut container, mut driver) = (None, None, None);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -857,12 +869,14 @@ fn test_executables() -> anyhow::Result<TestExecutables> {
         let is_test = msg["profile"]["test"] == true;
         match msg["target"]["name"].as_str() {
             Some("capture") if is_test => test = Some(PathBuf::from(exe)),
+            Some("container") if is_test => container = Some(PathBuf::from(exe)),
             Some("syscall-driver") if !is_test => driver = Some(PathBuf::from(exe)),
             _ => {}
         }
     }
     Ok(TestExecutables {
         test: test.context("cargo did not report the capture test executable")?,
+        container: container.context("cargo did not report the container test executable")?,
         driver: driver.context("cargo did not report the syscall-driver executable")?,
     })
 }
@@ -870,10 +884,7 @@ fn test_executables() -> anyhow::Result<TestExecutables> {
 /// The passed and failed counts of libtest's `test result:` line
 /// (`test result: FAILED. 3 passed; 6 failed; 0 ignored; …`).
 fn test_counts(output: &str) -> (Option<u32>, Option<u32>) {
-    let Some(line) = output.lines().rev().find(|l| l.contains("test result:")) else {
-        return (None, None);
-    };
-    let count = |what: &str| {
+    let count = |line: &str, what: &str| -> Option<u32> {
         line.split(';').find_map(|part| {
             part.trim()
                 .strip_suffix(what)?
@@ -883,5 +894,10 @@ fn test_counts(output: &str) -> (Option<u32>, Option<u32>) {
                 .ok()
         })
     };
-    (count(" passed"), count(" failed"))
+    let lines: Vec<&str> = output.lines().filter(|l| l.contains("test result:")).collect();
+    if lines.is_empty() {
+        return (None, None);
+    }
+    let sum = |what: &str| lines.iter().map(|l| count(l, what)).sum::<Option<u32>>();
+    (sum(" passed"), sum(" failed"))
 }
