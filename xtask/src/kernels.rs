@@ -894,7 +894,10 @@ fn test_counts(output: &str) -> (Option<u32>, Option<u32>) {
                 .ok()
         })
     };
-    let lines: Vec<&str> = output.lines().filter(|l| l.contains("test result:")).collect();
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("test result:"))
+        .collect();
     if lines.is_empty() {
         return (None, None);
     }

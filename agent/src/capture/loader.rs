@@ -42,9 +42,9 @@ pub enum Error {
     TracefsDenied(String),
     /// No capture design loads on this kernel: one line, the verifier logs in a file.
     #[error(
-        "cannot capture on Linux {kernel}: {failures}; writepath needs Linux {oldest} or newer{}",
-        log_file.as_ref().map(|f| format!(" (verifier log: {f})")).unwrap_or_default(),
-        oldest = super::probe::OLDEST_KERNEL
+        "cannot capture on Linux {kernel}: {failures}; {}{}",
+        super::probe::floor_hint(kernel),
+        log_file.as_ref().map(|f| format!(" (verifier log: {f})")).unwrap_or_default()
     )]
     Unsupported {
         /// `uname -r`.
@@ -125,6 +125,15 @@ impl Error {
 }
 
 impl Error {
+    /// Why, without the kernel's name and the hint (what `writepath kernel` prints per
+    /// design).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Unsupported { failures, .. } => failures.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The verifier's log, when a program load failed in the verifier.
     fn verifier_log(&self) -> Option<String> {
         match self {

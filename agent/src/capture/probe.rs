@@ -54,6 +54,20 @@ impl Design {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_is_named_only_below_it() {
+        assert!(floor_hint("5.4.0-150-generic").contains("needs Linux 5.10 or newer"));
+        assert!(floor_hint("4.19.0").contains("needs Linux 5.10"));
+        assert!(floor_hint("5.10.0-43-cloud-amd64").contains("docs/kernels.md"));
+        assert!(floor_hint("6.18.44-fc").contains("docs/kernels.md"));
+        assert!(floor_hint("").contains("docs/kernels.md"));
+    }
+}
+
 impl std::fmt::Display for Design {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -68,6 +82,18 @@ pub fn btf_path() -> String {
 
 /// The oldest kernel any design loads on (the compat design), as the error messages say it.
 pub const OLDEST_KERNEL: &str = "5.10";
+
+/// What to tell a user whose kernel loads no design: the oldest kernel that works when theirs
+/// is older, else where the designs' needs are listed.
+pub fn floor_hint(release: &str) -> String {
+    let mut v = release.split(['.', '-']).map(|x| x.parse::<u32>().ok());
+    match (v.next().flatten(), v.next().flatten()) {
+        (Some(major), Some(minor)) if (major, minor) < (5, 10) => {
+            format!("writepath needs Linux {OLDEST_KERNEL} or newer")
+        }
+        _ => "what each design needs: docs/kernels.md, `writepath kernel`".to_string(),
+    }
+}
 
 /// What the running kernel offers.
 #[derive(Clone, Debug, Default)]

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => DesignResult {
                 design,
                 loads: false,
-                error: Some(e.to_string()),
+                error: Some(e.reason()),
                 programs: Vec::new(),
             },
         });
