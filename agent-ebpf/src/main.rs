@@ -1,7 +1,8 @@
-//! writepath's kernel side: one program on every `sys_enter_*` tracepoint of a path-writing
-//! syscall (write intent and cgroup filter, then it saves the arguments) and one on every
-//! matching `sys_exit_*` (reads the paths once they are paged in, keeps the result, dedups,
-//! and emits a record). See `agent-common` for the wire format and the syscall table.
+//! writepath's kernel side: the programs of the four capture designs (docs/kernels.md) —
+//! trampolines on the syscall functions (`fexit`), `sys_exit_*` tracepoints alone
+//! (`exit-only`), or `sys_enter_*` + `sys_exit_*` (`pair`, and `compat` with bounded loops).
+//! Each filters by cgroup and write intent, reads the paths after the call with its result,
+//! dedups, and emits a record. See `agent-common` for the wire format and the syscall table.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 

@@ -38,9 +38,10 @@ pub struct Args {
     /// Distinct paths kept per target before new ones collapse into their directory.
     #[arg(long, default_value_t = crate::record::DEFAULT_PATH_BUDGET, value_name = "N")]
     pub path_budget: usize,
-    /// Capture design: auto (default: the best this kernel loads), exit-only (Linux 5.17+
-    /// with BTF), pair (5.17+) or compat (5.10+). `writepath kernel` shows what each does
-    /// here; docs/kernels.md has the measured table.
+    /// Capture design: auto (default: the best this kernel loads), fexit (trampolines; BTF,
+    /// where function tracing is allowed), exit-only (Linux 5.17+ with BTF), pair (5.17+) or
+    /// compat (5.10+). `writepath kernel` shows what each does here; docs/kernels.md has the
+    /// measured table.
     #[arg(long, value_enum, default_value_t = Hook::default(), env = "WRITEPATH_HOOK")]
     pub hook: Hook,
     /// The command to run and record, with its arguments (after `--`; any bytes).
