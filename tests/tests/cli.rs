@@ -233,3 +233,83 @@ fn records_as_a_non_root_user_with_capabilities_only() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// `record -o json`: stdout is the report and nothing else; CMD's own output goes to stderr.
+#[test]
+fn record_json_stdout_holds_only_the_report() {
+    if !privileged("record_json_stdout_holds_only_the_report") {
+        return;
+    }
+    let out = Command::new(writepath_bin())
+        // What it prints (hello-42) is not in its command line, which the report keeps.
+        .args([
+            "record",
+            "-o",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo hello-$((40 + 2))",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Report::from_json(&stdout, "stdout").unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(!stdout.contains("hello-42"), "{stdout}");
+    assert!(
+        stderr.contains("hello-42"),
+        "the command's output is kept: {stderr}"
+    );
+}
+
+/// A `--report` that cannot be written is refused before the command runs (exit 2, the path
+/// named), so a long recording is never made for nothing.
+#[test]
+fn record_report_path_is_checked_before_the_command_runs() {
+    if !privileged("record_report_path_is_checked_before_the_command_runs") {
+        return;
+    }
+    let d = scratch_dir("reportpath");
+    let marker = d.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let missing = d.path().join("no/such/dir/r.json");
+    for (report, says) in [
+        (missing.as_path(), "does not exist"),
+        (d.path(), "is a directory"),
+    ] {
+        let out = Command::new(writepath_bin())
+            .args(["record", "--report"])
+            .arg(report)
+            .args(["--", "sh", "-c", &touch])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&report.display().to_string()), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!marker.exists(), "the command must not have run");
+    }
+}
+
+/// A command that does not exist is refused at once, before any program is loaded.
+#[test]
+fn record_refuses_a_missing_command_before_loading_anything() {
+    if !privileged("record_refuses_a_missing_command_before_loading_anything") {
+        return;
+    }
+    for cmd in ["/nonexistent/tool", "no-such-tool-on-path"] {
+        let out = Command::new(writepath_bin())
+            .args(["record", "--", cmd])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&format!("cannot run {cmd}")), "{stderr}");
+        assert!(
+            !stderr.contains("writepath: recording"),
+            "nothing was attached: {stderr}"
+        );
+    }
+}

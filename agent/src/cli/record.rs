@@ -60,6 +60,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.output == Output::Yaml {
         bail!("record prints -o table or -o json (use `writepath suggest -o yaml` for YAML)");
     }
+    // A command that cannot run is found out before the probes are loaded and attached.
+    if let Some(cmd) = args.command.first() {
+        check_command(cmd)?;
+    }
+    // A report that cannot be written is found out before CMD runs, not after.
+    if let Some(path) = &args.report {
+        check_report_path(path)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,6 +85,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let mut command = std::process::Command::new(&args.command[0]);
             command.args(&args.command[1..]);
+            if args.output == Output::Json {
+                // CMD's output never reaches the machine-readable stream: it goes to stderr.
+                use std::os::fd::AsFd as _;
+                let stderr = std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("failed to duplicate stderr for the command's output")?;
+                command.stdout(std::process::Stdio::from(stderr));
+            }
             session::Source::Command {
                 command,
                 argv: session::argv_for_report(&args.command),
@@ -84,8 +101,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let report = runtime.block_on(session::record(source, &options))?;
+    // A recording is never lost: if --report cannot be written after all, the report goes to
+    // a fallback file (or, failing that, to stdout), and the exit code says so.
+    let mut saved = true;
     if let Some(path) = &args.report {
-        report.save(path)?;
+        if let Err(e) = report.save(path) {
+            saved = false;
+            let fallback =
+                std::env::temp_dir().join(format!("writepath-report-{}.json", std::process::id()));
+            match report.save(&fallback) {
+                Ok(()) => eprintln!(
+                    "writepath: error: {e:#}; the report was saved to {} instead",
+                    fallback.display()
+                ),
+                Err(_) if args.output == Output::Json => {
+                    eprintln!("writepath: error: {e:#}; the report is on stdout only")
+                }
+                Err(e2) => {
+                    eprintln!("writepath: error: {e:#}, and {e2:#}; the report follows on stdout");
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+            }
+        }
     }
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -101,15 +138,76 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     warn_about_losses(&report);
-    Ok(ExitCode::SUCCESS)
+    Ok(if saved {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// CMD must name an executable file: as a path when it has a `/`, else found on `PATH`.
+fn check_command(cmd: &std::ffi::OsStr) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = std::path::Path::new(cmd);
+    let found = if cmd.as_encoded_bytes().contains(&b'/') {
+        executable(path)
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| executable(&d.join(path))))
+    };
+    if !found {
+        bail!(
+            "cannot run {}: no such executable{}",
+            path.display(),
+            if cmd.as_encoded_bytes().contains(&b'/') {
+                ""
+            } else {
+                " on PATH"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `--report FILE` must name a file in an existing, writable directory.
+fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("--report {}: is a directory, not a file", path.display());
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "--report {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    // The report is written atomically through a temporary file beside it: try one.
+    tempfile::Builder::new()
+        .prefix(".writepath-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "--report {}: cannot write in {}",
+                path.display(),
+                dir.display()
+            )
+        })
 }
 
 fn warn_about_losses(report: &Report) {
     let c = &report.counters;
-    if c.dropped > 0 || c.pending_full > 0 || c.decode_errors > 0 {
+    if c.dropped > 0 || c.pending_full > 0 || c.decode_errors > 0 || c.probe_errors > 0 {
         eprintln!(
-            "writepath: warning: {} records dropped (ring buffer full), {} calls lost (in-flight table full), {} undecodable: some writes may be missing",
-            c.dropped, c.pending_full, c.decode_errors
+            "writepath: warning: {} records dropped (ring buffer full), {} calls lost (in-flight table full), {} unfinished in the kernel (probe errors), {} undecodable: some writes may be missing",
+            c.dropped, c.pending_full, c.probe_errors, c.decode_errors
         );
     }
     let failed: u64 = report.targets.iter().map(|t| t.read_only_failures()).sum();
