@@ -313,3 +313,60 @@ fn record_refuses_a_missing_command_before_loading_anything() {
         );
     }
 }
+
+/// SIGTERM (or SIGINT) to `record -- CMD` is forwarded to CMD; what is still running after the
+/// grace period is killed; the report is written and the record cgroup removed.
+#[test]
+fn record_forwards_signals_kills_leftovers_and_still_reports() {
+    if !privileged("record_forwards_signals_kills_leftovers_and_still_reports") {
+        return;
+    }
+    let d = scratch_dir("signals");
+    for (sig, script) in [
+        // Exits on the forwarded signal: the shell's trap writes a file, then exits.
+        (libc::SIGTERM, "trap 'echo bye > {d}/trapped; exit 0' TERM; echo x > {d}/before; while :; do sleep 0.1; done"),
+        // Ignores it, and leaves a grandchild behind: both are killed after the grace period.
+        (libc::SIGINT, "trap '' INT TERM; (trap '' INT TERM; sleep 300) & echo x > {d}/before; while :; do sleep 0.1; done"),
+    ] {
+        let _ = std::fs::remove_file(d.path().join("before"));
+        let script = script.replace("{d}", &d.path().display().to_string());
+        let ready = d.path().join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let rec = Command::new(writepath_bin())
+            .args(["record", "-o", "json", "--grace", "2s", "--ready-file"])
+            .arg(&ready)
+            .args(["--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.path().join("before").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(rec.id() as i32, sig) };
+        let started = Instant::now();
+        let mut rec = rec;
+        while rec.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = rec.kill();
+                panic!("signal {sig}: record did not end within 60 s of the signal");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = rec.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "signal {sig}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(30), "signal {sig}: {stderr}");
+        let r = Report::from_json(&String::from_utf8_lossy(&out.stdout), "stdout").unwrap();
+        assert_recorded(&r, &d.path().join("before").display().to_string(), OpName::Create);
+        if sig == libc::SIGTERM {
+            assert_recorded(&r, &d.path().join("trapped").display().to_string(), OpName::Create);
+        }
+        assert!(
+            !std::path::Path::new(&r.recording.cgroup).exists(),
+            "signal {sig}: the record cgroup is removed (nothing left in it): {stderr}"
+        );
+    }
+}

@@ -44,6 +44,10 @@ pub struct Args {
     /// measured table.
     #[arg(long, value_enum, default_value_t = Hook::default(), env = "WRITEPATH_HOOK")]
     pub hook: Hook,
+    /// Command mode: SIGINT and SIGTERM are forwarded to CMD, which then has this long to
+    /// exit before what is left in its cgroup is killed; the report is still written.
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub grace: Duration,
     /// The command to run and record, with its arguments (after `--`; any bytes).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -76,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         hook: args.hook,
         path_budget: args.path_budget,
         ready_file: args.ready_file.clone(),
+        grace: args.grace,
     };
     let source = match &args.cgroup {
         Some(dir) => session::Source::Cgroup {

@@ -109,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         path_budget: args.path_budget,
         ready_file: None,
         hook: crate::capture::loader::Hook::default(),
+        grace: session::DEFAULT_GRACE,
     };
     let source = session::Source::Command {
         command,

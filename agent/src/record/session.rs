@@ -106,7 +106,13 @@ pub struct Options {
     pub ready_file: Option<PathBuf>,
     /// Which hook design captures the calls.
     pub hook: loader::Hook,
+    /// Command mode: after SIGINT/SIGTERM is forwarded to the command, how long it may take
+    /// to exit before what is left in its cgroup is killed.
+    pub grace: Duration,
 }
+
+/// Default of [`Options::grace`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// A command line as the report keeps it: UTF-8 arguments as they are, others escaped as
 /// tables escape paths (`\xff`).
@@ -180,6 +186,7 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
     let mut hits_tick = tokio::time::interval(HITS_INTERVAL);
     let mut exit_code: Option<Option<i32>> = None;
+    let mut stopping: Option<tokio::time::Instant> = None;
 
     let stop = loop {
         tokio::select! {
@@ -198,7 +205,14 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
                     }
                     if let Some(code) = exit_code {
                         if cgroup_empty(&cgroup.dir) {
-                            break Stop::Done(code);
+                            break if stopping.is_some() { Stop::Signal } else { Stop::Done(code) };
+                        }
+                    }
+                    if let Some(deadline) = stopping {
+                        if tokio::time::Instant::now() >= deadline {
+                            // The grace period is over: kill what is left (again each tick
+                            // until the cgroup is empty).
+                            kill_cgroup(&cgroup.dir);
                         }
                     }
                 } else if !cgroup.dir.exists() {
@@ -209,12 +223,19 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
                 }
             }
             _ = hits_tick.tick() => events.fold_hits(&mut recorder)?,
-            // The terminal sends SIGINT to the command too: wait for it to exit.
-            _ = sigint.recv() => if child.is_none() { break Stop::Signal },
-            _ = sigterm.recv() => {
-                if let Some(c) = child.as_mut() { let _ = c.start_kill(); }
-                break Stop::Signal;
-            }
+            // Command mode: the signal is forwarded to the command, which gets the grace
+            // period to exit; then what is left in its cgroup is killed (see the drain tick).
+            // Cgroup mode: the recording ends.
+            _ = sigint.recv() => match child.as_ref().and_then(|c| c.id()) {
+                Some(pid) => stopping = Some(forward(pid, libc::SIGINT, options.grace, stopping)),
+                None if child.is_some() => {}
+                None => break Stop::Signal,
+            },
+            _ = sigterm.recv() => match child.as_ref().and_then(|c| c.id()) {
+                Some(pid) => stopping = Some(forward(pid, libc::SIGTERM, options.grace, stopping)),
+                None if child.is_some() => {}
+                None => break Stop::Signal,
+            },
         }
     };
     // Records still in flight: the exit program runs before the syscall returns, so once the
@@ -224,7 +245,8 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let counters = events.counters()?;
     let exit_code = match stop {
         Stop::Done(code) => code,
-        Stop::Ended | Stop::Signal => None,
+        Stop::Signal => exit_code.flatten(),
+        Stop::Ended => None,
     };
     let recording = Recording {
         mode: if argv.is_some() { "command" } else { "cgroup" }.into(),
@@ -242,10 +264,61 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     Ok(recorder.finish(counters, recording))
 }
 
+/// Forwards `sig` to the command; returns when the grace period ends (the first signal's, if
+/// one was already forwarded).
+fn forward(
+    pid: u32,
+    sig: libc::c_int,
+    grace: Duration,
+    stopping: Option<tokio::time::Instant>,
+) -> tokio::time::Instant {
+    // SAFETY: kill with a pid we started and a valid signal.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+    let deadline = stopping.unwrap_or_else(|| tokio::time::Instant::now() + grace);
+    eprintln!(
+        "writepath: signal forwarded to the command; what is left of it is killed in {:.0?}",
+        deadline.saturating_duration_since(tokio::time::Instant::now())
+    );
+    deadline
+}
+
+/// Kills every process in the cgroup and below: `cgroup.kill` (Linux 5.14), else SIGKILL to
+/// each process listed in the cgroup and its descendants.
+fn kill_cgroup(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), b"1").is_ok() {
+        return;
+    }
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            for pid in procs
+                .lines()
+                .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+            {
+                // SAFETY: kill with a valid signal; a pid that is gone fails harmlessly.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+}
+
+/// Whether no process is left in the cgroup or below it (`cgroup.events`' `populated`, which
+/// covers the subtree; a gone cgroup is empty).
 fn cgroup_empty(dir: &Path) -> bool {
-    match std::fs::read_to_string(dir.join("cgroup.procs")) {
-        Ok(procs) => procs.trim().is_empty(),
-        Err(_) => true,
+    match std::fs::read_to_string(dir.join("cgroup.events")) {
+        Ok(events) => events.lines().any(|l| l.trim() == "populated 0"),
+        Err(_) => match std::fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(procs) => procs.trim().is_empty(),
+            Err(_) => true,
+        },
     }
 }
 
