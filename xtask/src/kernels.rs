@@ -430,8 +430,10 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// `/init`: first moves the files from the initramfs onto a tmpfs and switches to it (runc's
-/// `pivot_root` refuses the initramfs as the old root), then mounts what the tests need (proc, sysfs, devtmpfs, a tmpfs on /tmp, cgroup2,
-/// tracefs, bpffs), runs the command, prints its exit code and powers off.
+/// `pivot_root` refuses the initramfs as the old root), then mounts what the tests need (proc,
+/// sysfs, devtmpfs, cgroup2, tracefs, bpffs), runs the command, prints its exit code and powers
+/// off. `/tmp` and `/run` are directories of that tmpfs root, not mounts of their own: the
+/// checkout (and so every file copied in) may itself live below `/tmp`.
 fn init_script(command: &GuestCommand) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh\n\
@@ -448,8 +450,7 @@ fn init_script(command: &GuestCommand) -> String {
          mount -t sysfs sysfs /sys\n\
          mount -t devtmpfs devtmpfs /dev\n\
          exec 0</dev/console 1>/dev/console 2>&1\n\
-         mount -t tmpfs tmpfs /tmp\n\
-         mount -t tmpfs tmpfs /run\n\
+         mkdir -p /tmp /run && chmod 1777 /tmp\n\
          mount -t cgroup2 cgroup2 /sys/fs/cgroup\n\
          mount -t tracefs tracefs /sys/kernel/tracing\n\
          mount -t bpf bpf /sys/fs/bpf\n\
