@@ -419,6 +419,20 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A JSON document that is something else than a report.
+    #[error("{path}: not a writepath report but {what}")]
+    NotAReport {
+        /// The file.
+        path: String,
+        /// What it is, and what to give instead.
+        what: &'static str,
+    },
+    /// A version no writepath ever wrote.
+    #[error("{path}: report version 0 is not a report version (this writepath reads version {REPORT_VERSION})")]
+    NoVersion {
+        /// The file.
+        path: String,
+    },
     /// A report from a newer writepath.
     #[error("{path}: report version {found} is newer than this writepath understands ({REPORT_VERSION})")]
     Version {
@@ -441,20 +455,64 @@ pub enum Error {
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a JSON document that parsed as an empty report really is, when it is another
+/// writepath document, with what to give instead.
+fn other_document(text: &str) -> Option<&'static str> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v.get("targets").is_some() {
+        return None;
+    }
+    if v.get("containers").is_some() {
+        return Some(
+            "the output of `writepath suggest -o json`: give suggest the report that `writepath \
+             record --report FILE` or the agent wrote (patch takes this file as --suggestions)",
+        );
+    }
+    if v.get("kind").and_then(|k| k.as_str()) == Some("WritePathReport") {
+        return Some(
+            "a WritePathReport object: read it from the cluster with `writepath suggest -n \
+             NAMESPACE KIND/NAME`, or give the report in its .spec.report",
+        );
+    }
+    None
+}
+
 impl Report {
     /// Parses a report from JSON text; `origin` names the source in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Report> {
-        let report: Report = serde_json::from_str(text).map_err(|e| Error::Parse {
-            path: origin.to_string(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        if report.version > REPORT_VERSION || report.version == 0 {
+        let report: Report =
+            serde_json::from_str(text).map_err(|e| match other_document(text) {
+                Some(what) => Error::NotAReport {
+                    path: origin.to_string(),
+                    what,
+                },
+                None => Error::Parse {
+                    path: origin.to_string(),
+                    line: e.line(),
+                    column: e.column(),
+                    message: e.to_string(),
+                },
+            })?;
+        if report.version == 0 {
+            return Err(Error::NoVersion {
+                path: origin.to_string(),
+            });
+        }
+        if report.version > REPORT_VERSION {
             return Err(Error::Version {
                 path: origin.to_string(),
                 found: report.version,
             });
+        }
+        if report.targets.is_empty() {
+            // Every report field has a default, so other writepath documents parse as an
+            // empty report: say what they are instead.
+            if let Some(what) = other_document(text) {
+                return Err(Error::NotAReport {
+                    path: origin.to_string(),
+                    what,
+                });
+            }
         }
         Ok(report)
     }

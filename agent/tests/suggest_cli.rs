@@ -190,3 +190,73 @@ fn writes_failing_on_a_read_only_root_show_as_missing_volumes() {
     );
     assert!(!text.contains("missing volume: /var/cache/nginx"), "{text}");
 }
+
+/// Other writepath documents given as reports are named for what they are, with what to give
+/// instead; version 0 is not "newer".
+#[test]
+fn other_documents_and_version_0_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let suggestions = dir.path().join("suggestions.json");
+    let o = suggest(&["-o", "json"], &[&fixture("redis.json")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&suggestions, &o.stdout).unwrap();
+    let o = suggest(&[], &[&suggestions]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("not a writepath report but the output of `writepath suggest -o json`"),
+        "{err}"
+    );
+    assert!(!err.contains("no targets"), "{err}");
+
+    let object = dir.path().join("object.json");
+    std::fs::write(&object, r#"{"apiVersion": "writepath.dev/v1alpha1", "kind": "WritePathReport", "metadata": {"name": "x"}}"#).unwrap();
+    let err = stderr(&suggest(&[], &[&object]));
+    assert!(err.contains("a WritePathReport object"), "{err}");
+
+    let v0 = dir.path().join("v0.json");
+    std::fs::write(&v0, r#"{"version": 0, "targets": []}"#).unwrap();
+    let o = suggest(&[], &[&v0]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("version 0 is not a report version"), "{err}");
+    assert!(!err.contains("newer"), "{err}");
+}
+
+/// `writepath suggest … | head -1`: a closed pipe ends the output quietly, not with an error.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::Read as _;
+    // 2 000 workloads: far more output than a pipe buffers, so the writer meets the closed end.
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("nginx.json")).unwrap()).unwrap();
+    let target = report["targets"][0].clone();
+    let targets: Vec<serde_json::Value> = (0..2000)
+        .map(|i| {
+            let mut t = target.clone();
+            t["workload"]["name"] = format!("web{i}").into();
+            t["cgroup"]["id"] = (100_000 + i).into();
+            t
+        })
+        .collect();
+    report["targets"] = targets.into();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, serde_json::to_vec(&report).unwrap()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_writepath"))
+        .args(["suggest", "-o", "yaml", "--report"])
+        .arg(&big)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close our end before the output is done.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    stdout.read_exact(&mut one).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("error"), "{err}");
+    assert!(out.status.success(), "{:?} {err}", out.status);
+}

@@ -64,8 +64,13 @@ pub fn render(
                 .context("failed to write suggestions as json")?;
             out.write_all(b"\n")?;
         }
-        Output::Yaml => serde_yaml::to_writer(&mut *out, suggestions)
-            .context("failed to write suggestions as yaml")?,
+        // Rendered first, then written: a write error stays an io::Error (serde_yaml's own
+        // hides it), so a closed pipe is recognised as one.
+        Output::Yaml => out.write_all(
+            serde_yaml::to_string(suggestions)
+                .context("failed to render suggestions as yaml")?
+                .as_bytes(),
+        )?,
     }
     out.flush().context("failed to write suggestions")?;
     Ok(())
