@@ -125,6 +125,24 @@ fn record_cgroup_errors_name_the_directory() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Not "No such file or directory": what is wrong with the directory, and where cgroup v2 is.
+    for (dir, says) in [
+        ("/nonexistent/cg", "does not exist"),
+        ("/tmp", "has no cgroup.procs; cgroup v2 is mounted at"),
+        ("/etc/hostname", "is not a directory"),
+    ] {
+        let out = Command::new(writepath_bin())
+            .args(["record", "--duration", "1s", "--cgroup", dir])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{dir} is not a cgroup v2 directory: it {says}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("os error"), "{stderr}");
+    }
 }
 
 #[test]

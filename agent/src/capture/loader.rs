@@ -212,7 +212,21 @@ impl WatchedCgroup {
             path: dir.display().to_string(),
             source,
         };
-        std::fs::metadata(dir.join("cgroup.procs")).map_err(not_cgroup)?;
+        let why = |what: String| not_cgroup(std::io::Error::other(what));
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(why("it does not exist".into()))
+            }
+            Err(e) => return Err(not_cgroup(e)),
+            Ok(m) if !m.is_dir() => return Err(why("it is not a directory".into())),
+            Ok(_) => {}
+        }
+        if std::fs::metadata(dir.join("cgroup.procs")).is_err() {
+            let root = cgroup2_root()
+                .map(|r| format!("; cgroup v2 is mounted at {}", r.display()))
+                .unwrap_or_default();
+            return Err(why(format!("it has no cgroup.procs{root}")));
+        }
         let dir = dir.canonicalize().map_err(not_cgroup)?;
         let id = std::fs::metadata(&dir).map_err(not_cgroup)?.ino();
         let root = cgroup2_root()?;
@@ -632,7 +646,7 @@ impl Capture {
 
 /// Checks the capabilities loading needs before trying: CAP_BPF and CAP_PERFMON, or
 /// CAP_SYS_ADMIN (root has all three). Without /proc the load itself will say.
-fn check_privileges() -> Result<()> {
+pub fn check_privileges() -> Result<()> {
     const CAP_SYS_ADMIN: u64 = 21;
     const CAP_PERFMON: u64 = 38;
     const CAP_BPF: u64 = 39;

@@ -141,8 +141,9 @@ enum Stop {
 /// (the contract scripts wait for) once the probes are attached.
 pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let root = cgroup2_root()?;
-    let mut capture = Capture::load_with(options.hook)?;
-    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // The privileges and the cgroup are checked before the programs are loaded: what is wrong
+    // is said at once.
+    loader::check_privileges()?;
     let (dir, _guard) = match &source {
         Source::Cgroup { dir, .. } => (dir.clone(), None),
         Source::Command { .. } => {
@@ -151,6 +152,8 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
         }
     };
     let cgroup = WatchedCgroup::from_dir(&dir)?;
+    let mut capture = Capture::load_with(options.hook)?;
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut recorder = Recorder::new(&root).with_budget(options.path_budget);
     recorder.add_target(cgroup.id, &cgroup.dir);
     capture.watch(cgroup.clone())?;
