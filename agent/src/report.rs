@@ -331,6 +331,11 @@ pub enum OpName {
     Removexattr,
     /// Unix socket bound here.
     Bind,
+    /// An operation a newer writepath recorded that this one does not know (a version-1
+    /// report only ever gains values): read as a write into the directory, shown as
+    /// `unknown`.
+    #[serde(other)]
+    Unknown,
 }
 
 impl OpName {
@@ -356,6 +361,7 @@ impl OpName {
             OpName::Setxattr => "setxattr",
             OpName::Removexattr => "removexattr",
             OpName::Bind => "bind",
+            OpName::Unknown => "unknown",
         }
     }
 
@@ -372,6 +378,8 @@ impl OpName {
                 | OpName::Link
                 | OpName::Symlink
                 | OpName::Bind
+                // Not known: taken as needing the directory writable, the safe side.
+                | OpName::Unknown
         )
     }
 

@@ -260,3 +260,30 @@ fn a_closed_pipe_ends_output_quietly() {
     assert!(!err.contains("error"), "{err}");
     assert!(out.status.success(), "{:?} {err}", out.status);
 }
+
+/// A version-1 report from a newer writepath may hold operations and results this one does
+/// not know (fields and values are only ever added): it is read, the unknown operation is
+/// taken as a write that needs its directory, and it is shown as `unknown`.
+#[test]
+fn unknown_values_in_a_version_1_report_are_read() {
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("nginx.json")).unwrap()).unwrap();
+    let writes = report["targets"][0]["writes"].as_array_mut().unwrap();
+    let mut w = writes[0].clone();
+    w["path"] = "/srv/exploded/file".into();
+    w["ops"] = serde_json::json!(["explode"]);
+    w["results"] = serde_json::json!({"ENEWERRNO": 3});
+    writes.push(w);
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("newer.json");
+    std::fs::write(&r, serde_json::to_vec(&report).unwrap()).unwrap();
+    let o = suggest(&["-o", "json"], &[&r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("/srv/exploded"),
+        "the unknown write still needs its directory: {text}"
+    );
+    let table = suggest(&[], &[&r]);
+    assert!(table.status.success(), "{}", stderr(&table));
+}
