@@ -69,7 +69,7 @@ fn runc_container_writes_are_reported_with_container_paths() {
         .directories
         .iter()
         .find(|d| d.path.to_string() == "/var/cache/app")
-        .expect("cache dir examined");
+        .unwrap_or_else(|| panic!("cache dir examined: {:#?}", t));
     assert!(
         cache.existed && cache.image_entries == 1,
         "seed.db is image content: {cache:?}"

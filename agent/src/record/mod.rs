@@ -70,6 +70,8 @@ struct WriteState {
     related: BTreeSet<RawPath>,
     processes: BTreeSet<String>,
     issues: BTreeSet<String>,
+    /// Seen from a process in another mount namespace than the recorder's (a container's).
+    from_container: bool,
 }
 
 struct TargetState {
@@ -78,6 +80,11 @@ struct TargetState {
     mnt_ns: u64,
     mounts: Vec<crate::report::Mount>,
     root: Option<OwnedFd>,
+    /// The mount namespace of the process `root` was opened from.
+    root_ns: u64,
+    /// The first mount namespace other than the recorder's that wrote in this cgroup: the
+    /// target is a container, and writes from the host's namespace are its runtime's set-up.
+    container_ns: u64,
 }
 
 struct KeyState {
@@ -98,6 +105,12 @@ pub struct Recorder {
     collapsed: u64,
     runtime_setup: u64,
     mount_tables: mounts::MountTables,
+    /// The recorder's own mount namespace (the host's), 0 when unknown.
+    host_ns: u64,
+    /// Whether a cgroup written in from another mount namespace is a container whose
+    /// host-namespace writes are its runtime's (true for `--cgroup` and the agent; false for
+    /// `record -- CMD`, whose command may make a namespace of its own after writing).
+    containers: bool,
     /// Key count at which [`Self::needs_hits`] asks for a fold.
     fold_at: usize,
 }
@@ -115,8 +128,17 @@ impl Recorder {
             collapsed: 0,
             runtime_setup: 0,
             mount_tables: mounts::MountTables::default(),
+            host_ns: mounts::mnt_ns_of(std::process::id()).unwrap_or(0),
+            containers: true,
             fold_at: MAX_KEYS,
         }
+    }
+
+    /// Whether cgroups written in from another mount namespace are containers (see
+    /// [`Recorder::add`]); the default is true.
+    pub fn with_containers(mut self, containers: bool) -> Recorder {
+        self.containers = containers;
+        self
     }
 
     /// Sets the per-target path budget.
@@ -134,6 +156,8 @@ impl Recorder {
             mnt_ns: 0,
             mounts: Vec::new(),
             root: None,
+            root_ns: 0,
+            container_ns: 0,
         });
     }
 
@@ -149,7 +173,10 @@ impl Recorder {
     }
 
     /// Adds one decoded write. Writes of a container runtime setting up the container (before
-    /// the workload runs, on host paths) are counted, not recorded.
+    /// the workload runs, on host paths) are counted, not recorded: those of processes named
+    /// like runc's init stages, and, once a cgroup has been written in from another mount
+    /// namespace (the container's), those made in it from the host's. The container's root
+    /// (for what the image held) is opened from a process in its own namespace.
     pub fn add(&mut self, w: &FileWrite) {
         if is_runtime_setup(&w.header.comm) {
             self.runtime_setup += 1;
@@ -172,12 +199,41 @@ impl Recorder {
                     mnt_ns: 0,
                     mounts: Vec::new(),
                     root: None,
+                    root_ns: 0,
+                    container_ns: 0,
                 },
             );
         }
         let target = self.targets.get_mut(&cgroup).expect("inserted above");
-        if target.root.is_none() {
-            target.root = resolve::open_root(pid);
+        let from_container =
+            self.containers && h.mnt_ns != 0 && self.host_ns != 0 && h.mnt_ns != self.host_ns;
+        if from_container && target.container_ns == 0 {
+            // The cgroup is a container's: what was written in it from the host's namespace
+            // so far was its runtime setting it up (`runc init` re-executed as `exe`, before
+            // `pivot_root`), on the host's paths. Counted with the runtime's, not kept.
+            target.container_ns = h.mnt_ns;
+            let before = target.writes.len();
+            let mut setup = 0;
+            target.writes.retain(|_, s| {
+                setup += if s.from_container { 0 } else { s.count };
+                s.from_container
+            });
+            if target.writes.len() != before {
+                self.runtime_setup += setup;
+            }
+        }
+        if target.container_ns != 0 && !from_container && h.mnt_ns != 0 {
+            self.runtime_setup += 1;
+            return;
+        }
+        // The container's view wins over the host's: a root opened from a runtime process still
+        // on the host's root is replaced by the first one from the container's namespace.
+        let better_root = from_container && target.root_ns != h.mnt_ns;
+        if target.root.is_none() || better_root {
+            if let Some(root) = resolve::open_root(pid) {
+                target.root = Some(root);
+                target.root_ns = h.mnt_ns;
+            }
         }
         if target.mounts.is_empty() || (h.mnt_ns != 0 && target.mnt_ns != h.mnt_ns) {
             if let Some(t) = self.mount_tables.table_for(h.mnt_ns, pid) {
@@ -239,6 +295,7 @@ impl Recorder {
             ktime_ns: h.ktime_ns,
             result: &result,
             comm: &comm,
+            from_container,
         };
         let related = second.as_ref().map(|(_, p)| p);
         let (p, c) = record_write(
@@ -396,8 +453,15 @@ impl Recorder {
 
 /// Process names of container runtimes' init stages: they run in the container's cgroup while
 /// setting it up (device nodes, mount points on the host side of the root) before the workload
-/// is exec'd.
-const RUNTIME_INIT_COMMS: &[&[u8]] = &[b"runc:[0:PARENT]", b"runc:[1:CHILD]", b"runc:[2:INIT]"];
+/// is exec'd. `runc` itself is the `runc init` process before it names its stages: on a slow
+/// machine (seen in the emulated kernel matrix) it writes its state under `/run/runc` from
+/// inside the cgroup, on the host's root, and must not become the container's view.
+const RUNTIME_INIT_COMMS: &[&[u8]] = &[
+    b"runc",
+    b"runc:[0:PARENT]",
+    b"runc:[1:CHILD]",
+    b"runc:[2:INIT]",
+];
 
 fn is_runtime_setup(comm: &[u8; 16]) -> bool {
     let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
@@ -409,6 +473,7 @@ struct EventFacts<'a> {
     ktime_ns: u64,
     result: &'a str,
     comm: &'a str,
+    from_container: bool,
 }
 
 /// Adds one observation of `path` to `target`. Beyond `budget` distinct paths a new path is
@@ -452,6 +517,7 @@ fn record_write(
         entry.processes.insert(ev.comm.to_string());
     }
     entry.issues.extend(issues.iter().map(|s| s.to_string()));
+    entry.from_container |= ev.from_container;
     (path, collapse)
 }
 

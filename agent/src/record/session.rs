@@ -154,7 +154,9 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let cgroup = WatchedCgroup::from_dir(&dir)?;
     let mut capture = Capture::load_with(options.hook)?;
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut recorder = Recorder::new(&root).with_budget(options.path_budget);
+    let mut recorder = Recorder::new(&root)
+        .with_budget(options.path_budget)
+        .with_containers(matches!(source, Source::Cgroup { .. }));
     recorder.add_target(cgroup.id, &cgroup.dir);
     capture.watch(cgroup.clone())?;
     let mut events = capture.take_events()?;
