@@ -95,20 +95,27 @@ pub fn sys_exit_compat(ctx: TracePointContext) -> u32 {
 /// The six syscall arguments, from the registers the task saved on entry.
 #[inline(always)]
 fn read_saved_args() -> Result<[u64; 6], i64> {
-    // SAFETY: helpers on the current task. The result is a BTF-typed `struct pt_regs *`: the
-    // verifier checks each load below against the kernel's BTF and turns it into a
-    // fault-tolerant load, cheaper than a probe-read helper call.
+    // SAFETY: helpers on the current task. The result is a BTF-typed `struct pt_regs *`.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    // SAFETY: offsets of the argument registers inside `struct pt_regs`, from BTF.
+    Ok(syscall_args(regs))
+}
+
+/// The six syscall arguments in a BTF-typed `struct pt_regs *` (the task's saved registers, or
+/// a syscall function's argument): the verifier checks each load against the kernel's BTF
+/// and turns it into a fault-tolerant load, cheaper than a probe-read helper call. The offsets
+/// come from BTF and are constants once loaded.
+#[inline(always)]
+pub(super) fn syscall_args(regs: *const u8) -> [u64; 6] {
+    // SAFETY: offsets of the argument registers inside `struct pt_regs`.
     let at = |off: u64| unsafe { core::ptr::read_volatile(regs.add(off as usize).cast::<u64>()) };
-    Ok([
+    [
         at(off!(pt_regs_args[0])),
         at(off!(pt_regs_args[1])),
         at(off!(pt_regs_args[2])),
         at(off!(pt_regs_args[3])),
         at(off!(pt_regs_args[4])),
         at(off!(pt_regs_args[5])),
-    ])
+    ]
 }
 
 /// The syscall number, read straight from the record (every syscall tracepoint has it at 8).

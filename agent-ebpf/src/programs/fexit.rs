@@ -15,29 +15,15 @@ use aya_ebpf::{macros::fexit, programs::FExitContext};
 
 use super::{
     enter::{admit, pick},
-    exit::{counted, finish, stash},
+    exit::{counted, finish, stash, syscall_args},
 };
-use crate::kernel::off;
 
 /// Finishes syscall `NR` at the exit of its `__x64_sys_*` function.
 #[inline(always)]
 fn on_exit<const NR: usize>(ctx: &FExitContext) -> Result<(), i64> {
     let spec = SPECS[NR];
     let regs: *const u8 = ctx.arg(0);
-    let read_args = || {
-        // SAFETY: `regs` is the BTF-typed `struct pt_regs *` argument; each load is checked by
-        // the verifier against the kernel's BTF (offsets from BTF, constants after load).
-        let at =
-            |off: u64| unsafe { core::ptr::read_volatile(regs.add(off as usize).cast::<u64>()) };
-        Ok([
-            at(off!(pt_regs_args[0])),
-            at(off!(pt_regs_args[1])),
-            at(off!(pt_regs_args[2])),
-            at(off!(pt_regs_args[3])),
-            at(off!(pt_regs_args[4])),
-            at(off!(pt_regs_args[5])),
-        ])
-    };
+    let read_args = || Ok(syscall_args(regs));
     let Some((args, flags)) = admit(&spec, read_args)? else {
         return Ok(());
     };
