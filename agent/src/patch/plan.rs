@@ -309,6 +309,19 @@ fn container(
         }
         None => match names[&preferred].as_slice() {
             [one] => Ok((preferred, 0, one.clone())),
+            [] => Err(Error::Malformed {
+                origin: origin.into(),
+                document: object.index + 1,
+                object: object.to_string(),
+                what: format!(
+                    "its pod template has no {} to patch",
+                    if preferred == List::InitContainers {
+                        "init containers"
+                    } else {
+                        "containers"
+                    }
+                ),
+            }),
             _ => Err(Error::AmbiguousContainer {
                 origin: origin.into(),
                 document: object.index + 1,
@@ -424,6 +437,19 @@ mod tests {
         c.container_kind = "init".into();
         let p = plan("m", &d, &sugg(vec![c]), None, &mut Vec::new()).unwrap();
         assert_eq!(p[0].containers[0].list, List::InitContainers);
+    }
+
+    #[test]
+    fn a_workload_without_containers_is_said_so() {
+        let d = docs(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n\
+             spec: {template: {spec: {containers: []}}}\n",
+        );
+        let unnamed = sugg(vec![cs(Some(("Deployment", "prod", "web")), None)]);
+        let err = plan("m", &d, &unnamed, None, &mut Vec::new()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("has no containers to patch"), "{text}");
+        assert!(!text.contains("several"), "{text}");
     }
 
     #[test]
