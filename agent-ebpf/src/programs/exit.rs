@@ -477,33 +477,32 @@ fn stage_walks<const BOUNDED: bool>() -> i64 {
     let mut base2_len = 0usize;
     if w.found != 0 {
         if let Ok(root) = kernel::current_root() {
-            if w.found & 1 != 0 {
+            // Each base found is written after what precedes it: base 1, then base 2.
+            let mut walk_to = |mnt: u64, dentry: u64, resolved: u32, truncated: u32| {
                 let start = align8(end);
-                let from = KPath {
-                    mnt: w.base1_mnt,
-                    dentry: w.base1_dentry,
-                };
-                let walk = kernel::walk::<BOUNDED>(start, from, root);
-                flags |= EV_BASE_RESOLVED;
+                let walk = kernel::walk::<BOUNDED>(start, KPath { mnt, dentry }, root);
+                flags |= resolved;
                 if walk.truncated {
-                    flags |= EV_BASE_TRUNCATED;
+                    flags |= truncated;
                 }
-                base_len = walk.end - start;
                 end = walk.end;
+                walk.end - start
+            };
+            if w.found & 1 != 0 {
+                base_len = walk_to(
+                    w.base1_mnt,
+                    w.base1_dentry,
+                    EV_BASE_RESOLVED,
+                    EV_BASE_TRUNCATED,
+                );
             }
             if w.found & 2 != 0 {
-                let start = align8(end);
-                let from = KPath {
-                    mnt: w.base2_mnt,
-                    dentry: w.base2_dentry,
-                };
-                let walk = kernel::walk::<BOUNDED>(start, from, root);
-                flags |= EV_BASE2_RESOLVED;
-                if walk.truncated {
-                    flags |= EV_BASE2_TRUNCATED;
-                }
-                base2_len = walk.end - start;
-                end = walk.end;
+                base2_len = walk_to(
+                    w.base2_mnt,
+                    w.base2_dentry,
+                    EV_BASE2_RESOLVED,
+                    EV_BASE2_TRUNCATED,
+                );
             }
         }
     }

@@ -338,7 +338,13 @@ impl Capture {
     /// logs go to a file it names.
     pub fn load_with(hook: Hook) -> Result<Capture> {
         check_privileges()?;
-        let probe = KernelProbe::run();
+        Self::load_probed(hook, KernelProbe::run())
+    }
+
+    /// [`Capture::load_with`] on a kernel already probed (`writepath kernel` loads every
+    /// design after one probe).
+    pub fn load_probed(hook: Hook, probe: KernelProbe) -> Result<Capture> {
+        check_privileges()?;
         let candidates: Vec<Design> = match hook.design() {
             Some(d) => vec![d],
             None => Design::ALL.to_vec(),

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Design::Pair => Hook::Pair,
             Design::Compat => Hook::Compat,
         };
-        designs.push(match Capture::load_with(hook) {
+        designs.push(match Capture::load_probed(hook, probe.clone()) {
             Ok(capture) => DesignResult {
                 design,
                 loads: true,
