@@ -2,9 +2,11 @@
 //! is built by `agent/build.rs`.
 
 mod bench;
+mod cluster;
 mod demo;
 mod fuzz;
 mod guest_bench;
+mod image;
 mod kernels;
 mod setup;
 mod test;
@@ -50,6 +52,16 @@ enum Task {
         /// Targets to run (default: all).
         targets: Vec<String>,
     },
+    /// A real one-node Kubernetes cluster on this machine (etcd, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler, kubelet with containerd and runc, kube-proxy,
+    /// CNI bridge): `up` builds what is missing, starts it and prints `KUBECONFIG=…` and
+    /// `CONTAINERD_ADDRESS=…`; `down` stops it and restores the host.
+    Cluster {
+        #[arg(value_enum)]
+        action: ClusterAction,
+    },
+    /// Build the agent and demo images (OCI, daemonless) and import them into the cluster.
+    Image,
     /// Set up, build, and run the capture tests inside Debian's cloud kernels 5.10, 6.1 and
     /// 6.12 under qemu (software emulation); prints one row per kernel.
     Kernels {
@@ -73,11 +85,38 @@ enum Task {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ClusterAction {
+    Up,
+    Down,
+    Status,
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run().map(|_| ()),
         Task::Test { host_only, args } => test::run(host_only, &args),
         Task::Demo => demo::run(),
+        Task::Cluster {
+            action: ClusterAction::Up,
+        } => {
+            let endpoints = cluster::up()?;
+            print!("{}", endpoints.lines());
+            Ok(())
+        }
+        Task::Cluster {
+            action: ClusterAction::Down,
+        } => cluster::down(),
+        Task::Cluster {
+            action: ClusterAction::Status,
+        } => {
+            if cluster::status()? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Task::Image => image::run(),
         Task::Bench { args } => bench::run(&args),
         Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),
         Task::Kernels {

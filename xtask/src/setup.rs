@@ -52,6 +52,38 @@ pub fn run() -> anyhow::Result<Toolchain> {
     Ok(Toolchain { bpf_toolchain })
 }
 
+/// What the local cluster (`cargo xtask cluster up`) needs beyond the build and the tests:
+/// etcd, containerd, the CNI plugins, iptables and conntrack (kube-proxy), umoci and skopeo (the
+/// images), openssl (the certificates), and Go to build the Kubernetes components.
+const CLUSTER_PACKAGES: &[&str] = &[
+    "etcd-server",
+    "containerd",
+    "containernetworking-plugins",
+    "iptables",
+    "conntrack",
+    "umoci",
+    "skopeo",
+    "openssl",
+    "curl",
+];
+
+/// Installs the cluster's Debian packages (idempotent) and checks that Go is there.
+pub fn cluster_packages() -> anyhow::Result<()> {
+    let mut changed = Vec::new();
+    install(CLUSTER_PACKAGES, &mut changed)?;
+    if !changed.is_empty() {
+        println!("xtask setup: done ({})", changed.join(", "));
+    }
+    let go = Command::new("go").arg("version").output();
+    match go {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => bail!(
+            "go is not installed: the cluster's Kubernetes components are built from the Go module \
+             proxy with Go 1.24 or newer"
+        ),
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -60,7 +92,11 @@ fn is_root() -> bool {
 }
 
 fn apt(changed: &mut Vec<String>) -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
+    install(APT_PACKAGES, changed)
+}
+
+fn install(packages: &[&str], changed: &mut Vec<String>) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {

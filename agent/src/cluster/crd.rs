@@ -1,6 +1,6 @@
 //! The `WritePathReport` custom resource (group `writepath.dev`, version `v1alpha1`): one per
 //! workload and node, holding that node's [`Report`] for the workload's containers. The CRD in
-//! `deploy/crd.yaml` is generated from this type (a test keeps the two equal).
+//! `deploy/base/crd.yaml` is generated from this type (a test keeps the two equal).
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -247,21 +247,21 @@ mod tests {
     use super::*;
     use crate::report::{Target, Write};
 
-    /// `deploy/crd.yaml` is this type's CRD. `WRITEPATH_BLESS=1` rewrites the file.
+    /// `deploy/base/crd.yaml` is this type's CRD. `WRITEPATH_BLESS=1` rewrites the file.
     #[test]
     fn committed_crd_is_the_generated_one() {
         let generated = format!(
             "# Generated from agent/src/cluster/crd.rs (WRITEPATH_BLESS=1 cargo test -p writepath crd); do not edit.\n{}",
             serde_yaml::to_string(&WritePathReport::crd()).unwrap()
         );
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crd.yaml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/base/crd.yaml");
         if std::env::var_os("WRITEPATH_BLESS").is_some() {
             std::fs::write(&path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "deploy/crd.yaml differs from the generated CRD; run WRITEPATH_BLESS=1 cargo test -p writepath crd"
+            "deploy/base/crd.yaml differs from the generated CRD; run WRITEPATH_BLESS=1 cargo test -p writepath crd"
         );
     }
 

@@ -16,20 +16,8 @@ use writepath::report::Report;
 use writepath_tests::container::{Bundle, Tmpfs};
 use writepath_tests::{writepath_bin, TempCgroup};
 
-const SERVICE: &str = r#"
-set -e
-cat /etc/app.conf > /dev/null
-echo $$ > /run/demo.pid
-mkdir -p /var/log/demo
-for i in 1 2 3 4 5; do echo "request $i" >> /var/log/demo/access.log; done
-mkdir -p /var/cache/app/blobs
-for i in $(seq 1 20); do echo blob > /var/cache/app/blobs/blob-$i; done
-for i in $(seq 1 30); do f=/tmp/upload-$RANDOM$RANDOM; echo data > $f; rm $f; done
-mkdir -p /var/lib/demo
-echo '{"version": 1}' > /var/lib/demo/state.json.tmp && mv /var/lib/demo/state.json.tmp /var/lib/demo/state.json
-sleep 0.5
-rm /run/demo.pid
-"#;
+/// The service script (also the demo image's, `cargo xtask image`); run here once, with no argument.
+const SERVICE: &str = include_str!("../../fixtures/demo/service.sh");
 
 /// The Deployment the patch is printed for.
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/deployment.yaml");

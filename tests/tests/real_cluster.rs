@@ -1,0 +1,439 @@
+//! The mission on a real Kubernetes cluster (`cargo xtask cluster up`: etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kubelet + containerd + runc, kube-proxy, CNI): the
+//! agent's DaemonSet from `deploy/local`, the demo service as a Deployment, the agent's
+//! reports, `writepath suggest` and `patch` applied with `kubectl`, the rollout under a
+//! read-only root, and `writepath policy` enforced by the real API server.
+//!
+//! `cargo xtask test` brings the cluster up, imports the images (`cargo xtask image`) and runs
+//! this file with `WRITEPATH_REAL_CLUSTER=1`, `KUBECONFIG` and `WRITEPATH_XTASK` set, one test
+//! at a time (they share the node's agent, and some restart it or the control plane). Without
+//! a cluster the tests are skipped loudly; with `CI=true` they fail.
+//!
+//! Every test works in namespaces of its own, deleted at the end.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use writepath_tests::{in_ci, writepath_bin};
+
+mod real_cluster {
+    use super::*;
+
+    /// The cluster's endpoints, or None (skip) outside CI.
+    fn cluster(test: &str) -> Option<()> {
+        let ready = std::env::var_os("WRITEPATH_REAL_CLUSTER").is_some()
+            && std::env::var_os("KUBECONFIG").is_some();
+        if ready {
+            return Some(());
+        }
+        let why = "no real cluster (cargo xtask test brings one up: cargo xtask cluster up, \
+                   cargo xtask image, then WRITEPATH_REAL_CLUSTER=1 with KUBECONFIG)";
+        assert!(!in_ci(), "{test}: {why}");
+        eprintln!("skipping test {test} - {why}");
+        None
+    }
+
+    struct Out {
+        ok: bool,
+        stdout: String,
+        stderr: String,
+    }
+
+    fn run(cmd: &mut Command, stdin: Option<&str>) -> Out {
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn kubectl(args: &[&str]) -> Out {
+        run(Command::new("kubectl").args(args), None)
+    }
+
+    fn kubectl_stdin(args: &[&str], input: &str) -> Out {
+        run(Command::new("kubectl").args(args), Some(input))
+    }
+
+    /// kubectl that must succeed.
+    fn k(args: &[&str]) -> String {
+        let out = kubectl(args);
+        assert!(out.ok, "kubectl {} failed: {}", args.join(" "), out.stderr);
+        out.stdout
+    }
+
+    fn writepath(args: &[&str]) -> Out {
+        run(Command::new(writepath_bin()).args(args), None)
+    }
+
+    fn xtask(args: &[&str]) {
+        let bin =
+            std::env::var_os("WRITEPATH_XTASK").expect("WRITEPATH_XTASK (set by cargo xtask test)");
+        let out = run(Command::new(&bin).args(args), None);
+        assert!(
+            out.ok,
+            "xtask {} failed: {}{}",
+            args.join(" "),
+            out.stdout,
+            out.stderr
+        );
+    }
+
+    /// Polls `f` every half second until it gives a value; panics naming `what` after `timeout`.
+    fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// A namespace made for one test run (`<prefix>-<pid>`: the agent keeps what it saw of a
+    /// workload by namespace and name, so a name is never reused), deleted on drop.
+    struct Namespace(String);
+
+    impl Namespace {
+        fn new(prefix: &str, labels: &[(&str, &str)]) -> Namespace {
+            let name = &format!("{prefix}-{}", std::process::id());
+            k(&["create", "namespace", name]);
+            for (key, value) in labels {
+                k(&["label", "namespace", name, &format!("{key}={value}")]);
+            }
+            Namespace(name.to_string())
+        }
+    }
+
+    impl Drop for Namespace {
+        fn drop(&mut self) {
+            let _ = kubectl(&["delete", "namespace", &self.0, "--wait=false"]);
+        }
+    }
+
+    /// Installs the agent (idempotent) and waits until its pod is Ready, so that it sees the
+    /// workloads of the test from their first write.
+    fn agent_ready() {
+        k(&[
+            "apply",
+            "-k",
+            &root().join("deploy/local").display().to_string(),
+        ]);
+        k(&[
+            "rollout",
+            "status",
+            "-n",
+            "writepath-system",
+            "daemonset/writepath-agent",
+            "--timeout=180s",
+        ]);
+    }
+
+    fn agent_pod() -> Value {
+        let pods: Value = serde_json::from_str(&k(&[
+            "get",
+            "pods",
+            "-n",
+            "writepath-system",
+            "-l",
+            "app.kubernetes.io/name=writepath-agent",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        pods["items"]
+            .as_array()
+            .and_then(|p| {
+                p.iter()
+                    .find(|p| p["metadata"]["deletionTimestamp"].is_null())
+                    .cloned()
+            })
+            .expect("an agent pod")
+    }
+
+    /// The demo Deployment (`deploy/local/demo-web.yaml`) in namespace `ns` as `name`.
+    fn demo_deployment(ns: &str, name: &str, replicas: u32) -> String {
+        let text = std::fs::read_to_string(root().join("deploy/local/demo-web.yaml")).unwrap();
+        let deployment = text
+            .split("\n---\n")
+            .nth(1)
+            .expect("the Deployment document");
+        deployment
+            .replace("namespace: demo", &format!("namespace: {ns}"))
+            .replace("name: web", &format!("name: {name}"))
+            .replace("app: web", &format!("app: {name}"))
+            .replace("replicas: 2", &format!("replicas: {replicas}"))
+    }
+
+    fn rollout(ns: &str, what: &str) {
+        k(&["rollout", "status", "-n", ns, what, "--timeout=180s"]);
+    }
+
+    /// `writepath suggest -n NS deploy/NAME -o json`, once its volumes hold every path of
+    /// `written` (the agent publishes every 10 s in the local overlay).
+    fn suggestions_covering(ns: &str, workload: &str, written: &[&str]) -> Value {
+        wait_for(
+            &format!("suggestions for {workload} holding {written:?}"),
+            Duration::from_secs(120),
+            || {
+                let out = writepath(&["suggest", "-n", ns, workload, "-o", "json"]);
+                if !out.ok {
+                    return None;
+                }
+                let v: Value = serde_json::from_str(&out.stdout).ok()?;
+                let paths = mount_paths(&v);
+                written
+                    .iter()
+                    .all(|w| paths.iter().any(|p| Path::new(w).starts_with(p)))
+                    .then_some(v)
+            },
+        )
+    }
+
+    fn mount_paths(suggestions: &Value) -> Vec<String> {
+        suggestions["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["volumes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v["mount_path"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn pods(ns: &str, app: &str) -> Vec<Value> {
+        let v: Value = serde_json::from_str(&k(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The paths the demo service writes outside /tmp, each of which one suggested volume must
+    /// hold: written by hand from `tests/fixtures/demo/service.sh`.
+    const DEMO_WRITES: &[&str] = &[
+        "/run/demo.pid",
+        "/var/log/demo/access.log",
+        "/var/cache/app/blobs/blob-1",
+        "/var/lib/demo/state.json",
+        "/var/lib/demo/state.json.tmp",
+    ];
+
+    #[test]
+    fn mission_record_suggest_patch_rollout_and_enforce() {
+        if cluster("mission").is_none() {
+            return;
+        }
+        agent_ready();
+
+        // The agent runs with its real securityContext: not privileged, read-only root, only
+        // its capabilities.
+        let pod = agent_pod();
+        let sc = &pod["spec"]["containers"][0]["securityContext"];
+        assert_ne!(sc["privileged"], Value::Bool(true), "{sc}");
+        assert_eq!(sc["readOnlyRootFilesystem"], Value::Bool(true), "{sc}");
+        assert_eq!(sc["allowPrivilegeEscalation"], Value::Bool(false), "{sc}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{sc}"
+        );
+        let added: Vec<&str> = sc["capabilities"]["add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for cap in &added {
+            assert!(
+                [
+                    "BPF",
+                    "PERFMON",
+                    "SYS_PTRACE",
+                    "DAC_READ_SEARCH",
+                    "SYS_RESOURCE"
+                ]
+                .contains(cap),
+                "unexpected capability {cap}"
+            );
+        }
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["ready"], Value::Bool(true), "{status}");
+
+        // The demo service, two replicas, recorded from their first write.
+        let ns = Namespace::new("e2e-mission", &[("writepath.dev/e2e", "enforce")]);
+        let out = kubectl_stdin(&["apply", "-f", "-"], &demo_deployment(&ns.0, "web", 2));
+        assert!(out.ok, "{}", out.stderr);
+        rollout(&ns.0, "deployment/web");
+
+        // The report and the suggestions: each write the service makes outside /tmp lies in
+        // exactly one suggested volume; /tmp is already a volume.
+        let suggestions = suggestions_covering(&ns.0, "deploy/web", DEMO_WRITES);
+        let paths = mount_paths(&suggestions);
+        assert!(
+            !paths.iter().any(|p| p == "/tmp"),
+            "/tmp is already a volume: {paths:?}"
+        );
+        for w in DEMO_WRITES {
+            let holders: Vec<&String> = paths
+                .iter()
+                .filter(|p| Path::new(w).starts_with(p.as_str()))
+                .collect();
+            assert_eq!(
+                holders.len(),
+                1,
+                "{w} must be in exactly one volume of {paths:?}"
+            );
+        }
+        assert!(
+            !paths.iter().any(|p| p == "/" || p == "/var"),
+            "no volume over the whole root or /var: {paths:?}"
+        );
+        // Two replicas on the node, one workload: one container entry.
+        assert_eq!(
+            suggestions["containers"].as_array().map(Vec::len),
+            Some(1),
+            "the replicas are merged: {suggestions}"
+        );
+
+        // Before the patch, the policy refuses what is not read-only...
+        let policy = writepath(&[
+            "policy",
+            "--action",
+            "Deny",
+            "--namespace-label",
+            "writepath.dev/e2e=enforce",
+        ]);
+        assert!(policy.ok, "{}", policy.stderr);
+
+        // The patch, applied as a user would.
+        let patch = writepath(&["patch", "-n", &ns.0, "deploy/web"]);
+        assert!(patch.ok, "writepath patch failed: {}", patch.stderr);
+        let applied = kubectl_stdin(&["apply", "-f", "-"], &patch.stdout);
+        assert!(
+            applied.ok,
+            "kubectl apply of the patch failed: {}\n{}",
+            applied.stderr, patch.stdout
+        );
+        rollout(&ns.0, "deployment/web");
+        // Let each new pod run its serving loop a few times (a failing write ends it).
+        std::thread::sleep(Duration::from_secs(8));
+        let web = pods(&ns.0, "web");
+        let running: Vec<&Value> = web
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        assert_eq!(running.len(), 2, "two replicas after the rollout");
+        for p in &running {
+            let c = &p["spec"]["containers"][0];
+            assert_eq!(
+                c["securityContext"]["readOnlyRootFilesystem"],
+                Value::Bool(true),
+                "{c}"
+            );
+            let s = &p["status"]["containerStatuses"][0];
+            assert_eq!(s["ready"], Value::Bool(true), "{s}");
+            assert_eq!(
+                s["restartCount"],
+                Value::from(0),
+                "a write failed and the service exited: {s}"
+            );
+            let name = p["metadata"]["name"].as_str().unwrap();
+            let logs = k(&["logs", "-n", &ns.0, name]);
+            assert!(
+                !logs.contains("Read-only file system"),
+                "EROFS in {name}'s log:\n{logs}"
+            );
+            assert!(logs.contains("demo: serving"), "{name} is serving:\n{logs}");
+        }
+
+        // The policy, enforced by the real API server.
+        let applied = kubectl_stdin(&["apply", "-f", "-"], &policy.stdout);
+        assert!(
+            applied.ok,
+            "the policy is refused: {}\n{}",
+            applied.stderr, policy.stdout
+        );
+        let outside = Namespace::new("e2e-outside", &[]);
+        let refused = wait_for(
+            "the policy to refuse an unpatched Deployment",
+            Duration::from_secs(60),
+            || {
+                let out = kubectl_stdin(&["apply", "-f", "-"], &demo_deployment(&ns.0, "plain", 1));
+                (!out.ok).then_some(out.stderr)
+            },
+        );
+        assert!(
+            refused.contains("writepath-read-only-root-filesystem")
+                && refused.contains(
+                    "container(s) app must set securityContext.readOnlyRootFilesystem: true"
+                ),
+            "refused with the policy's message: {refused}"
+        );
+        let pod = kubectl(&[
+            "run",
+            "plain-pod",
+            "-n",
+            &ns.0,
+            "--image=localhost/writepath-demo:0.1.0",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+        ]);
+        assert!(
+            !pod.ok && pod.stderr.contains("readOnlyRootFilesystem"),
+            "a bare Pod is refused too: {}",
+            pod.stderr
+        );
+        // The patched workload is admitted: a restart makes new pods through the policy.
+        k(&["rollout", "restart", "-n", &ns.0, "deployment/web"]);
+        rollout(&ns.0, "deployment/web");
+        // A namespace outside the selector is untouched.
+        let out = kubectl_stdin(
+            &["apply", "-f", "-"],
+            &demo_deployment(&outside.0, "plain", 1),
+        );
+        assert!(
+            out.ok,
+            "outside the selector an unpatched Deployment is admitted: {}",
+            out.stderr
+        );
+        rollout(&outside.0, "deployment/plain");
+        let _ = kubectl_stdin(&["delete", "-f", "-", "--wait=false"], &policy.stdout);
+    }
+}
