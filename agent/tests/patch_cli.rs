@@ -409,3 +409,82 @@ fn multi_document_manifest_keeps_untouched_bytes() {
         }
     }
 }
+
+#[test]
+fn in_place_through_a_symlink_patches_the_target_and_keeps_the_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sugg = write_suggestions(dir.path(), &web_suggestions("StatefulSet"));
+    // link.yaml -> chain.yaml -> manifests/sts.yaml (relative links, as a repository keeps them)
+    let real_dir = dir.path().join("manifests").tap_mkdir();
+    let real = real_dir.join("sts.yaml");
+    std::fs::copy(fixture("statefulset.yaml"), &real).expect("copy");
+    let chain = dir.path().join("chain.yaml");
+    std::os::unix::fs::symlink("manifests/sts.yaml", &chain).expect("symlink");
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink("chain.yaml", &link).expect("symlink");
+
+    let printed = writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&link)]);
+    let out = writepath(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&link),
+        "--in-place",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&real.display().to_string()),
+        "says which file it wrote: {stderr}"
+    );
+    for (l, target) in [(&link, "chain.yaml"), (&chain, "manifests/sts.yaml")] {
+        let meta = std::fs::symlink_metadata(l).expect("lstat");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} is still a link",
+            l.display()
+        );
+        assert_eq!(
+            std::fs::read_link(l).expect("readlink"),
+            std::path::Path::new(target)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&real).expect("read"),
+        printed,
+        "the target is patched"
+    );
+    let beside_target: Vec<_> = std::fs::read_dir(&real_dir).expect("ls").collect();
+    assert_eq!(
+        beside_target.len(),
+        1,
+        "no temporary file left: {beside_target:?}"
+    );
+    let beside_link: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+    assert_eq!(
+        beside_link.len(),
+        4,
+        "suggestions, manifests/, chain, link: {beside_link:?}"
+    );
+
+    // A link to nothing is an input error naming the link.
+    let dangling = dir.path().join("dangling.yaml");
+    std::os::unix::fs::symlink("nowhere.yaml", &dangling).expect("symlink");
+    let err = fails(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&dangling),
+        "--in-place",
+    ]);
+    assert!(err.contains("dangling.yaml"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .expect("lstat")
+            .file_type()
+            .is_symlink(),
+        "left alone"
+    );
+}
