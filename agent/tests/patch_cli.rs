@@ -488,3 +488,134 @@ fn in_place_through_a_symlink_patches_the_target_and_keeps_the_link() {
         "left alone"
     );
 }
+
+#[test]
+fn statefulset_data_becomes_a_claim_template_not_a_shared_claim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sugg = write_suggestions(dir.path(), &web_suggestions("StatefulSet"));
+    let out = writepath(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&fixture("statefulset.yaml")),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let doc = one_doc(&text);
+    let spec = &doc["spec"]["template"]["spec"];
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .all(|v| v.get("persistentVolumeClaim").is_none()),
+        "no claim shared by every replica: {}",
+        spec["volumes"]
+    );
+    // The fixture's own claim template is `data` (mounted at /archive): the new one is data-2.
+    let templates = doc["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .expect("volumeClaimTemplates");
+    let names: Vec<&str> = templates
+        .iter()
+        .map(|t| t["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["data", "data-2"]);
+    assert_eq!(
+        templates[0]["spec"]["resources"]["requests"]["storage"],
+        "5Gi"
+    );
+    assert_eq!(
+        templates[1]["spec"],
+        serde_json::json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
+    );
+    let app = &spec["containers"][0];
+    assert!(
+        app["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .contains(&serde_json::json!({"name": "data-2", "mountPath": "/data"})),
+        "{}",
+        app["volumeMounts"]
+    );
+    assert!(
+        stderr.contains("volumeClaimTemplates entry data-2") && stderr.contains("data-2-web-0"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("must exist before the pod starts"),
+        "{stderr}"
+    );
+
+    // Patching the output again changes nothing, and the result is a valid StatefulSet.
+    let patched = dir.path().join("patched.yaml");
+    std::fs::write(&patched, &text).expect("write");
+    assert_eq!(
+        writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&patched)]),
+        text
+    );
+    if have_validator() {
+        validate(&patched);
+        validate_for(&patched, "1.34.0");
+    }
+}
+
+#[test]
+fn a_needed_directory_on_a_config_map_is_noted_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: nginx:1.27
+        volumeMounts:
+        - {name: settings, mountPath: /tmp}
+      volumes:
+      - name: settings
+        configMap: {name: web-settings}
+",
+    )
+    .expect("write");
+    let sugg = write_suggestions(
+        dir.path(),
+        &Suggestions {
+            version: 1,
+            containers: vec![for_workload("Deployment", "web", Some("app"))],
+        },
+    );
+    let out = writepath(&["patch", "--suggestions", s(&sugg), "-f", s(&manifest)]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("/tmp must be writable"))
+        .unwrap_or_else(|| panic!("the write to /tmp is not dropped silently: {stderr}"));
+    assert!(
+        note.starts_with("writepath: note: Deployment shop/web: container app:"),
+        "{note}"
+    );
+    assert!(
+        note.contains("configMap volume settings")
+            && note.contains("subPath")
+            && note.contains("add an emptyDir at /tmp"),
+        "{note}"
+    );
+    let doc = one_doc(&String::from_utf8(out.stdout).expect("utf-8"));
+    let spec = &doc["spec"]["template"]["spec"];
+    assert_eq!(spec["volumes"].as_array().expect("volumes").len(), 1);
+    assert_eq!(
+        spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+}
