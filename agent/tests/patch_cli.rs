@@ -619,3 +619,57 @@ spec:
         true
     );
 }
+
+#[test]
+fn harden_keeps_chown_for_nginx_running_as_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+",
+    )
+    .expect("write");
+    // The recorded nginx: its master (root) makes /var/cache/nginx/*_temp and chowns them.
+    let report = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reports/nginx.json");
+    let out = writepath(&[
+        "patch",
+        "--report",
+        s(&report),
+        "-f",
+        s(&manifest),
+        "--harden",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let doc = one_doc(&text);
+    let sc = &doc["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+    assert_eq!(
+        sc["capabilities"],
+        serde_json::json!({"drop": ["ALL"], "add": ["CHOWN"]}),
+        "{text}"
+    );
+    assert!(sc.get("runAsNonRoot").is_none(), "{text}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert!(
+        stderr.contains("kept CHOWN in capabilities.add beside drop [ALL]: the recording shows chown in /var/cache/nginx"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SETUID and SETGID"), "{stderr}");
+    if have_validator() {
+        let patched = dir.path().join("patched.yaml");
+        std::fs::write(&patched, &text).expect("write");
+        validate(&patched);
+    }
+}

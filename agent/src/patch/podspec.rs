@@ -13,6 +13,7 @@ use super::names;
 use super::plan::{ContainerPlan, List};
 use super::workload::{str_at, Object};
 use super::{Error, Options, Result};
+use crate::report::OpName;
 use crate::suggest::{VolumeKind, VolumeSuggestion};
 
 /// Where the copy init container mounts each volume it fills.
@@ -170,7 +171,7 @@ pub fn apply(
         let sc = child_map(container, "securityContext").map_err(&malformed)?;
         sc.insert("readOnlyRootFilesystem".into(), Value::Bool(true));
         if opts.harden {
-            harden(sc, &pod_sc, &who, notes).map_err(&malformed)?;
+            harden(sc, &pod_sc, &plan.volumes, &who, notes).map_err(&malformed)?;
         }
         let copy = if copies.is_empty() {
             None
@@ -458,14 +459,48 @@ fn claim_template(name: &str) -> Value {
     ])
 }
 
+/// The mount paths of the suggestions whose evidence has `op`, for notes.
+fn dirs_with(volumes: &[VolumeSuggestion], op: OpName) -> Vec<String> {
+    volumes
+        .iter()
+        .filter(|v| v.evidence.ops.contains(&op))
+        .map(|v| v.mount_path.to_string())
+        .collect()
+}
+
+/// Whether capability `cap` is in a `capabilities.add` list (with or without `CAP_`).
+fn has_cap(add: &[Value], cap: &str) -> bool {
+    add.iter().any(|c| {
+        c.as_str().is_some_and(|c| {
+            c.strip_prefix("CAP_")
+                .unwrap_or(c)
+                .eq_ignore_ascii_case(cap)
+        })
+    })
+}
+
 /// Adds the `--harden` baseline to a container's securityContext without overriding what the
 /// container (or, for pod-level fields, the pod) already sets.
+///
+/// The recording decides what root in the container still needs. `chown` is root's
+/// (CAP_CHOWN) alone: when the container may run as root (no non-zero `runAsUser`), it keeps
+/// CHOWN beside `drop: [ALL]`, and FOWNER when it also `chmod`s (changing the mode of a file
+/// it gave to another user); `runAsNonRoot: true` is then left out, since it would stop a
+/// root container from starting. Each choice is said in a note.
 fn harden(
     sc: &mut Mapping,
     pod_sc: &Mapping,
+    volumes: &[VolumeSuggestion],
     who: &str,
     notes: &mut Vec<String>,
 ) -> Result<(), String> {
+    let run_as_user = sc
+        .get("runAsUser")
+        .or_else(|| pod_sc.get("runAsUser"))
+        .and_then(Value::as_i64);
+    let maybe_root = run_as_user.is_none_or(|u| u == 0);
+    let chown = dirs_with(volumes, OpName::Chown);
+    let chmod = dirs_with(volumes, OpName::Chmod);
     if !sc.contains_key("allowPrivilegeEscalation") {
         let privileged = sc
             .get("privileged")
@@ -490,9 +525,56 @@ fn harden(
     let caps = child_map(sc, "capabilities")?;
     if !caps.contains_key("drop") {
         caps.insert("drop".into(), Value::Sequence(vec!["ALL".into()]));
+        let mut keep: Vec<(&str, String)> = Vec::new();
+        if maybe_root && !chown.is_empty() {
+            keep.push((
+                "CHOWN",
+                format!("the recording shows chown in {}", chown.join(", ")),
+            ));
+            if !chmod.is_empty() {
+                keep.push((
+                    "FOWNER",
+                    format!(
+                        "the recording shows chmod in {} beside chown: changing the mode of a file another user owns needs it",
+                        chmod.join(", ")
+                    ),
+                ));
+            }
+        } else if maybe_root && !chmod.is_empty() {
+            notes.push(format!(
+                "{who}: the recording shows chmod in {}: with capabilities.drop [ALL] it works on files the process owns, and fails with EPERM on files of another user (add FOWNER to capabilities.add then)",
+                chmod.join(", ")
+            ));
+        }
+        if !keep.is_empty() {
+            let add = child_seq(caps, "add")?;
+            for (cap, why) in keep {
+                if !has_cap(add, cap) {
+                    add.push(cap.into());
+                }
+                notes.push(format!(
+                    "{who}: kept {cap} in capabilities.add beside drop [ALL]: {why}, which root may do only with {cap}; remove it once the image gives those files the owner and mode they need"
+                ));
+            }
+            notes.push(format!(
+                "{who}: the recording shows file writes only: if the program also switches to another user (as nginx's workers do) it needs SETUID and SETGID, and to write files of other users DAC_OVERRIDE; add them to capabilities.add or it fails with EPERM"
+            ));
+        }
     }
-    if !sc.contains_key("runAsNonRoot") && !pod_sc.contains_key("runAsNonRoot") {
-        sc.insert("runAsNonRoot".into(), Value::Bool(true));
+    let non_root_set = sc.contains_key("runAsNonRoot") || pod_sc.contains_key("runAsNonRoot");
+    if !non_root_set {
+        if run_as_user == Some(0) {
+            notes.push(format!(
+                "{who}: runAsNonRoot left unset: runAsUser is 0, and the kubelet refuses to start a root container with runAsNonRoot: true"
+            ));
+        } else if maybe_root && !chown.is_empty() {
+            notes.push(format!(
+                "{who}: runAsNonRoot left unset: the recording shows chown in {}, which only root does, so the container runs as root and runAsNonRoot: true would stop it from starting; set runAsUser to a non-root user the image supports, then runAsNonRoot: true",
+                chown.join(", ")
+            ));
+        } else {
+            sc.insert("runAsNonRoot".into(), Value::Bool(true));
+        }
     }
     if !sc.contains_key("seccompProfile") && !pod_sc.contains_key("seccompProfile") {
         sc.insert(
@@ -566,7 +648,6 @@ fn shell_quote(word: &str) -> String {
 mod tests {
     use super::*;
     use crate::path::RawPath;
-    use crate::report::OpName;
     use crate::suggest::{Purpose, Shadowing, VolumeSuggestion};
 
     fn vs(path: &str, name: &str) -> VolumeSuggestion {
@@ -928,6 +1009,103 @@ volumes: [{name: t, emptyDir: {}}]",
             &Options::default(),
         );
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn harden_keeps_the_capabilities_root_needs_for_what_it_was_seen_doing() {
+        let harden = Options {
+            harden: true,
+            ..Options::default()
+        };
+        let nginx = || {
+            vec![
+                with_ops(
+                    vs("/var/cache/nginx", "cache"),
+                    &[OpName::Mkdir, OpName::Chown],
+                ),
+                with_ops(vs("/var/run", "run"), &[OpName::Create]),
+            ]
+        };
+        // nginx as root: chown of its temp directories needs CHOWN.
+        let (spec, notes) = run("containers: [{name: app, image: nginx}]", nginx(), &harden);
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(
+            sc["capabilities"],
+            Value::Mapping(y("{drop: [ALL], add: [CHOWN]}"))
+        );
+        assert!(
+            sc.get("runAsNonRoot").is_none(),
+            "a root container with runAsNonRoot: true never starts"
+        );
+        let all = notes.join(
+            "
+",
+        );
+        for part in [
+            "kept CHOWN in capabilities.add beside drop [ALL]: the recording shows chown in /var/cache/nginx",
+            "SETUID and SETGID",
+            "runAsNonRoot left unset: the recording shows chown in /var/cache/nginx",
+        ] {
+            assert!(all.contains(part), "{part}: {all}");
+        }
+
+        // chmod after chown: FOWNER too; an add list the container has is kept and extended.
+        let mut vols = nginx();
+        vols[0].evidence.ops.push(OpName::Chmod);
+        let (spec, notes) = run(
+            "containers: [{name: app, securityContext: {capabilities: {add: [NET_BIND_SERVICE, CAP_CHOWN]}}}]",
+            vols,
+            &harden,
+        );
+        assert_eq!(
+            spec["containers"][0]["securityContext"]["capabilities"],
+            Value::Mapping(y(
+                "{add: [NET_BIND_SERVICE, CAP_CHOWN, FOWNER], drop: [ALL]}"
+            ))
+        );
+        assert!(notes.iter().any(|n| n.contains("kept FOWNER")), "{notes:?}");
+
+        // chmod alone: nothing kept, but what breaks is said.
+        let (spec, notes) = run(
+            "containers: [{name: app}]",
+            vec![with_ops(vs("/var/run", "run"), &[OpName::Chmod])],
+            &harden,
+        );
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["capabilities"], Value::Mapping(y("{drop: [ALL]}")));
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("chmod in /var/run") && n.contains("FOWNER")),
+            "{notes:?}"
+        );
+
+        // Running as a non-root user: capabilities do nothing for it, drop them all.
+        let (spec, notes) = run(
+            "securityContext: {runAsUser: 101}
+containers: [{name: app}]",
+            nginx(),
+            &harden,
+        );
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["capabilities"], Value::Mapping(y("{drop: [ALL]}")));
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert!(notes.is_empty(), "{notes:?}");
+
+        // runAsUser 0 and runAsNonRoot: true cannot go together.
+        let (spec, notes) = run(
+            "containers: [{name: app, securityContext: {runAsUser: 0}}]",
+            vec![],
+            &harden,
+        );
+        assert!(spec["containers"][0]["securityContext"]
+            .get("runAsNonRoot")
+            .is_none());
+        assert!(
+            notes.iter().any(|n| n.contains("runAsUser is 0")),
+            "{notes:?}"
+        );
     }
 
     #[test]
