@@ -409,3 +409,267 @@ fn multi_document_manifest_keeps_untouched_bytes() {
         }
     }
 }
+
+#[test]
+fn in_place_through_a_symlink_patches_the_target_and_keeps_the_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sugg = write_suggestions(dir.path(), &web_suggestions("StatefulSet"));
+    // link.yaml -> chain.yaml -> manifests/sts.yaml (relative links, as a repository keeps them)
+    let real_dir = dir.path().join("manifests").tap_mkdir();
+    let real = real_dir.join("sts.yaml");
+    std::fs::copy(fixture("statefulset.yaml"), &real).expect("copy");
+    let chain = dir.path().join("chain.yaml");
+    std::os::unix::fs::symlink("manifests/sts.yaml", &chain).expect("symlink");
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink("chain.yaml", &link).expect("symlink");
+
+    let printed = writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&link)]);
+    let out = writepath(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&link),
+        "--in-place",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&real.display().to_string()),
+        "says which file it wrote: {stderr}"
+    );
+    for (l, target) in [(&link, "chain.yaml"), (&chain, "manifests/sts.yaml")] {
+        let meta = std::fs::symlink_metadata(l).expect("lstat");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} is still a link",
+            l.display()
+        );
+        assert_eq!(
+            std::fs::read_link(l).expect("readlink"),
+            std::path::Path::new(target)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&real).expect("read"),
+        printed,
+        "the target is patched"
+    );
+    let beside_target: Vec<_> = std::fs::read_dir(&real_dir).expect("ls").collect();
+    assert_eq!(
+        beside_target.len(),
+        1,
+        "no temporary file left: {beside_target:?}"
+    );
+    let beside_link: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+    assert_eq!(
+        beside_link.len(),
+        4,
+        "suggestions, manifests/, chain, link: {beside_link:?}"
+    );
+
+    // A link to nothing is an input error naming the link.
+    let dangling = dir.path().join("dangling.yaml");
+    std::os::unix::fs::symlink("nowhere.yaml", &dangling).expect("symlink");
+    let err = fails(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&dangling),
+        "--in-place",
+    ]);
+    assert!(err.contains("dangling.yaml"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .expect("lstat")
+            .file_type()
+            .is_symlink(),
+        "left alone"
+    );
+}
+
+#[test]
+fn statefulset_data_becomes_a_claim_template_not_a_shared_claim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sugg = write_suggestions(dir.path(), &web_suggestions("StatefulSet"));
+    let out = writepath(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&fixture("statefulset.yaml")),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let doc = one_doc(&text);
+    let spec = &doc["spec"]["template"]["spec"];
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .all(|v| v.get("persistentVolumeClaim").is_none()),
+        "no claim shared by every replica: {}",
+        spec["volumes"]
+    );
+    // The fixture's own claim template is `data` (mounted at /archive): the new one is data-2.
+    let templates = doc["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .expect("volumeClaimTemplates");
+    let names: Vec<&str> = templates
+        .iter()
+        .map(|t| t["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["data", "data-2"]);
+    assert_eq!(
+        templates[0]["spec"]["resources"]["requests"]["storage"],
+        "5Gi"
+    );
+    assert_eq!(
+        templates[1]["spec"],
+        serde_json::json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
+    );
+    let app = &spec["containers"][0];
+    assert!(
+        app["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .contains(&serde_json::json!({"name": "data-2", "mountPath": "/data"})),
+        "{}",
+        app["volumeMounts"]
+    );
+    assert!(
+        stderr.contains("volumeClaimTemplates entry data-2") && stderr.contains("data-2-web-0"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("must exist before the pod starts"),
+        "{stderr}"
+    );
+
+    // Patching the output again changes nothing, and the result is a valid StatefulSet.
+    let patched = dir.path().join("patched.yaml");
+    std::fs::write(&patched, &text).expect("write");
+    assert_eq!(
+        writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&patched)]),
+        text
+    );
+    if have_validator() {
+        validate(&patched);
+        validate_for(&patched, "1.34.0");
+    }
+}
+
+#[test]
+fn a_needed_directory_on_a_config_map_is_noted_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: nginx:1.27
+        volumeMounts:
+        - {name: settings, mountPath: /tmp}
+      volumes:
+      - name: settings
+        configMap: {name: web-settings}
+",
+    )
+    .expect("write");
+    let sugg = write_suggestions(
+        dir.path(),
+        &Suggestions {
+            version: 1,
+            containers: vec![for_workload("Deployment", "web", Some("app"))],
+        },
+    );
+    let out = writepath(&["patch", "--suggestions", s(&sugg), "-f", s(&manifest)]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("/tmp must be writable"))
+        .unwrap_or_else(|| panic!("the write to /tmp is not dropped silently: {stderr}"));
+    assert!(
+        note.starts_with("writepath: note: Deployment shop/web: container app:"),
+        "{note}"
+    );
+    assert!(
+        note.contains("configMap volume settings")
+            && note.contains("subPath")
+            && note.contains("add an emptyDir at /tmp"),
+        "{note}"
+    );
+    let doc = one_doc(&String::from_utf8(out.stdout).expect("utf-8"));
+    let spec = &doc["spec"]["template"]["spec"];
+    assert_eq!(spec["volumes"].as_array().expect("volumes").len(), 1);
+    assert_eq!(
+        spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+}
+
+#[test]
+fn harden_keeps_chown_for_nginx_running_as_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+",
+    )
+    .expect("write");
+    // The recorded nginx: its master (root) makes /var/cache/nginx/*_temp and chowns them.
+    let report = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reports/nginx.json");
+    let out = writepath(&[
+        "patch",
+        "--report",
+        s(&report),
+        "-f",
+        s(&manifest),
+        "--harden",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let doc = one_doc(&text);
+    let sc = &doc["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+    assert_eq!(
+        sc["capabilities"],
+        serde_json::json!({"drop": ["ALL"], "add": ["CHOWN"]}),
+        "{text}"
+    );
+    assert!(sc.get("runAsNonRoot").is_none(), "{text}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert!(
+        stderr.contains("kept CHOWN in capabilities.add beside drop [ALL]: the recording shows chown in /var/cache/nginx"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SETUID and SETGID"), "{stderr}");
+    if have_validator() {
+        let patched = dir.path().join("patched.yaml");
+        std::fs::write(&patched, &text).expect("write");
+        validate(&patched);
+    }
+}

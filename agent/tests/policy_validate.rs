@@ -60,11 +60,43 @@ fn policy_and_binding_validate() {
     for (name, text) in [
         ("policy.yaml", text),
         ("default.yaml", writepath_ok(&["policy"])),
+        (
+            "prefixed.yaml",
+            writepath_ok(&["policy", "--namespace-label", "team.example.com/ro-root="]),
+        ),
     ] {
         let file = dir.path().join(name);
         std::fs::write(&file, text).expect("write");
         validate(&file);
+        // The API the policy is written for: admissionregistration.k8s.io/v1 as of 1.34.
+        validate_for(&file, "1.34.0");
     }
+}
+
+#[test]
+fn namespace_labels_the_api_server_rejects_exit_2_naming_the_label() {
+    for (label, why) in [
+        ("novalue", "not KEY=VALUE"),
+        ("=b", "empty name"),
+        ("Team.Example.com/ro=true", "prefix \"Team.Example.com\""),
+        ("ro root=true", "' '"),
+        ("ro=yes please", "' '"),
+        ("ro=-yes", "start and end"),
+        ("a/b/c=true", "more than one '/'"),
+    ] {
+        let out = writepath(&["policy", "--namespace-label", label]);
+        assert_eq!(out.status.code(), Some(2), "{label}: {out:?}");
+        assert!(out.stdout.is_empty(), "{label}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--namespace-label {label:?}")) && err.contains(why),
+            "{label}: {err}"
+        );
+    }
+    let long = format!("ro={}", "v".repeat(64));
+    let out = writepath(&["policy", "--namespace-label", &long]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 63"));
 }
 
 #[test]

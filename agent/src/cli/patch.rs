@@ -140,12 +140,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("writepath: {object} already has everything the suggestions ask for");
     }
     if args.in_place {
+        // A symlinked manifest (a shared base, a checked-in link) is patched where it lives:
+        // the rename happens beside the file the link points to, and the link stays.
+        let target = std::fs::canonicalize(&filename)
+            .with_context(|| format!("failed to resolve manifest {origin}"))?;
+        let written = if filename.is_symlink() {
+            format!("{} (the target of {origin})", target.display())
+        } else {
+            origin.clone()
+        };
         if patched.text != text {
-            crate::fsutil::write_atomic(&filename, patched.text.as_bytes())
-                .with_context(|| format!("failed to write manifest {origin}"))?;
+            crate::fsutil::write_atomic(&target, patched.text.as_bytes())
+                .with_context(|| format!("failed to write manifest {written}"))?;
         }
         eprintln!(
-            "writepath: patched {} in {origin}",
+            "writepath: patched {} in {written}",
             patched.objects.join(", ")
         );
     } else {

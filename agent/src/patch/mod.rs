@@ -212,14 +212,35 @@ pub fn patch(
         let object = &doc_plan.object;
         let before = &manifest.docs()[object.index];
         let mut after = before.clone();
-        let spec =
-            workload::pod_spec_mut(&mut after, object.kind).ok_or_else(|| Error::Malformed {
-                origin: origin.into(),
-                document: object.index + 1,
-                object: object.to_string(),
-                what: "no pod spec".into(),
-            })?;
-        podspec::apply(origin, object, spec, &doc_plan.containers, opts, &mut notes)?;
+        let malformed = |what: String| Error::Malformed {
+            origin: origin.into(),
+            document: object.index + 1,
+            object: object.to_string(),
+            what,
+        };
+        let mut claims = match object.kind {
+            workload::Kind::StatefulSet => Some(podspec::ClaimTemplates {
+                existing: workload::claim_template_names(&after).map_err(malformed)?,
+                added: Vec::new(),
+            }),
+            _ => None,
+        };
+        let spec = workload::pod_spec_mut(&mut after, object.kind)
+            .ok_or_else(|| malformed("no pod spec".into()))?;
+        podspec::apply(
+            origin,
+            object,
+            spec,
+            &doc_plan.containers,
+            opts,
+            claims.as_mut(),
+            &mut notes,
+        )?;
+        if let Some(claims) = claims.filter(|c| !c.added.is_empty()) {
+            workload::claim_templates_mut(&mut after)
+                .ok_or_else(|| malformed("spec.volumeClaimTemplates is not a list".into()))?
+                .extend(claims.added);
+        }
         if after != *before {
             replaced.insert(object.index, after.clone());
         }

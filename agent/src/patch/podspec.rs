@@ -13,7 +13,8 @@ use super::names;
 use super::plan::{ContainerPlan, List};
 use super::workload::{str_at, Object};
 use super::{Error, Options, Result};
-use crate::suggest::VolumeKind;
+use crate::report::OpName;
+use crate::suggest::{VolumeKind, VolumeSuggestion};
 
 /// Where the copy init container mounts each volume it fills.
 const COPY_ROOT: &str = "/writepath-copy";
@@ -21,13 +22,42 @@ const COPY_ROOT: &str = "/writepath-copy";
 /// Volume sources that are read-only whatever the mount says.
 const READ_ONLY_SOURCES: [&str; 4] = ["configMap", "secret", "downwardAPI", "projected"];
 
-/// Applies `plans` to `spec`, the pod spec of `object` (document `origin`).
+/// The storage a new `volumeClaimTemplates` entry asks for (a note asks to set the real size:
+/// a recording does not measure how much data a directory will hold).
+pub const CLAIM_TEMPLATE_SIZE: &str = "1Gi";
+
+/// A StatefulSet's `volumeClaimTemplates`: each replica gets its own claim from each entry,
+/// so data directories go there rather than into one `persistentVolumeClaim` volume that all
+/// replicas would share.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClaimTemplates {
+    /// The names of the entries the manifest has. The controller gives each replica a volume
+    /// of that name, replacing a pod-template volume of the same name, so no new volume may
+    /// take one.
+    pub existing: Vec<String>,
+    /// The entries to append.
+    pub added: Vec<Value>,
+}
+
+impl ClaimTemplates {
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.existing.iter().cloned().chain(
+            self.added
+                .iter()
+                .filter_map(|t| t.get("metadata")?.get("name")?.as_str().map(str::to_string)),
+        )
+    }
+}
+
+/// Applies `plans` to `spec`, the pod spec of `object` (document `origin`). `claims` is the
+/// object's `volumeClaimTemplates` for a StatefulSet, `None` for other kinds.
 pub fn apply(
     origin: &str,
     object: &Object,
     spec: &mut Mapping,
     plans: &[ContainerPlan],
     opts: &Options,
+    mut claims: Option<&mut ClaimTemplates>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
     let malformed = |what: String| Error::Malformed {
@@ -49,6 +79,9 @@ pub fn apply(
         let mounts_now = read_mounts(container).map_err(&malformed)?;
 
         let mut taken: BTreeSet<String> = volumes_now.iter().map(|v| v.name.clone()).collect();
+        if let Some(claims) = claims.as_deref() {
+            taken.extend(claims.names());
+        }
         let mut new_volumes: Vec<Value> = Vec::new();
         let mut new_mounts: Vec<Value> = Vec::new();
         let mut copies: Vec<(String, String)> = Vec::new();
@@ -63,6 +96,16 @@ pub fn apply(
                 // Already mounted (by an earlier run, or by the user): the copy still applies
                 // when that mount is an emptyDir, so that adding --copy-image-content later works.
                 let existing = mounts_now.iter().find(|m| m.path == path);
+                if let Some(m) = existing {
+                    if let Some(why) = read_only_because(m, &volumes_now) {
+                        notes.push(format!(
+                            "{who}: {path} must be writable (the recording shows {}) but {why}, so it is not mounted again and those writes fail with EROFS: {}",
+                            evidence(v),
+                            read_only_fix(path, m, &volumes_now)
+                        ));
+                        continue;
+                    }
+                }
                 if let Some(m) = existing.filter(|_| shadowed) {
                     if volumes_now
                         .iter()
@@ -84,7 +127,16 @@ pub fn apply(
             };
             let name = names::unique(&base, &taken);
             taken.insert(name.clone());
-            new_volumes.push(volume(&name, &v.volume, &who, notes));
+            match (&v.volume, claims.as_deref_mut()) {
+                (VolumeKind::PersistentVolumeClaim { .. }, Some(claims)) => {
+                    claims.added.push(claim_template(&name));
+                    notes.push(format!(
+                        "{who}: {path} keeps data, so it gets volumeClaimTemplates entry {name} and each replica its own claim ({name}-{}-0, {name}-{}-1, …): it asks for {CLAIM_TEMPLATE_SIZE} ReadWriteOnce from the default StorageClass, set the size and storageClassName the data needs. A live StatefulSet's volumeClaimTemplates cannot be changed: create it anew (kubectl delete statefulset {} --cascade=orphan, then apply)",
+                        object.name, object.name, object.name
+                    ));
+                }
+                _ => new_volumes.push(volume(&name, &v.volume, &who, notes)),
+            }
             new_mounts.push(map([
                 ("name", Value::from(name.as_str())),
                 ("mountPath", Value::from(path)),
@@ -119,7 +171,7 @@ pub fn apply(
         let sc = child_map(container, "securityContext").map_err(&malformed)?;
         sc.insert("readOnlyRootFilesystem".into(), Value::Bool(true));
         if opts.harden {
-            harden(sc, &pod_sc, &who, notes).map_err(&malformed)?;
+            harden(sc, &pod_sc, &plan.volumes, &who, notes).map_err(&malformed)?;
         }
         let copy = if copies.is_empty() {
             None
@@ -155,7 +207,8 @@ pub fn apply(
 /// A volume of the pod spec, as far as the patch cares.
 struct VolumeInfo {
     name: String,
-    read_only_source: bool,
+    /// The read-only source it is (`configMap`, …), if it is one.
+    read_only_source: Option<&'static str>,
     empty_dir: bool,
 }
 
@@ -177,7 +230,10 @@ fn read_volumes(spec: &Mapping) -> Result<Vec<VolumeInfo>, String> {
                 name: str_at(m, "name")
                     .ok_or("an entry of volumes has no name")?
                     .to_string(),
-                read_only_source: READ_ONLY_SOURCES.iter().any(|s| m.contains_key(*s)),
+                read_only_source: READ_ONLY_SOURCES
+                    .iter()
+                    .copied()
+                    .find(|s| m.contains_key(*s)),
                 empty_dir: m.contains_key("emptyDir"),
             })
         })
@@ -232,10 +288,75 @@ fn writable_parent<'a>(
         .filter(|m| {
             !volumes
                 .iter()
-                .any(|v| v.name == m.volume && v.read_only_source)
+                .any(|v| v.name == m.volume && v.read_only_source.is_some())
         })
         .max_by_key(|m| m.path.len())
         .map(|m| m.path.as_str())
+}
+
+/// Why an existing mount cannot take writes, if it cannot.
+fn read_only_because(mount: &MountInfo, volumes: &[VolumeInfo]) -> Option<String> {
+    let source = volumes
+        .iter()
+        .find(|v| v.name == mount.volume)
+        .and_then(|v| v.read_only_source);
+    match source {
+        Some(source) => Some(format!(
+            "it is mounted from {source} volume {}, which is read-only",
+            mount.volume
+        )),
+        None if mount.read_only => Some(format!(
+            "volume {} is mounted there with readOnly: true",
+            mount.volume
+        )),
+        None => None,
+    }
+}
+
+/// How to make a read-only mount at `path` writable.
+fn read_only_fix(path: &str, mount: &MountInfo, volumes: &[VolumeInfo]) -> String {
+    let read_only_source = volumes
+        .iter()
+        .any(|v| v.name == mount.volume && v.read_only_source.is_some());
+    if read_only_source {
+        let sub = if path == "/" {
+            format!("/{}", mount.volume)
+        } else {
+            format!("{path}/{}", mount.volume)
+        };
+        format!(
+            "mount {} at a subdirectory (e.g. {sub}, and point the program there) or mount only the files it needs with subPath, then add an emptyDir at {path} (writepath patch adds it once {path} is free)",
+            mount.volume
+        )
+    } else {
+        format!(
+            "drop readOnly: true from that mount if the writes belong in volume {}, or mount it elsewhere and add an emptyDir at {path}",
+            mount.volume
+        )
+    }
+}
+
+/// What the recording shows for a suggestion: "create, rename-to (4 calls, e.g. /tmp/x)".
+fn evidence(v: &VolumeSuggestion) -> String {
+    let ops = if v.evidence.ops.is_empty() {
+        "writes".to_string()
+    } else {
+        v.evidence
+            .ops
+            .iter()
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let calls = if v.evidence.count == 1 {
+        "call"
+    } else {
+        "calls"
+    };
+    match v.evidence.sample_paths.first() {
+        Some(sample) => format!("{ops}, {} {calls}, e.g. {sample}", v.evidence.count),
+        None => format!("{ops}, {} {calls}", v.evidence.count),
+    }
 }
 
 fn trim_slash(path: &str) -> &str {
@@ -321,14 +442,65 @@ fn volume(name: &str, kind: &VolumeKind, who: &str, notes: &mut Vec<String>) -> 
     }
 }
 
+/// A `volumeClaimTemplates` entry named `name`.
+fn claim_template(name: &str) -> Value {
+    map([
+        ("metadata", map([("name", name.into())])),
+        (
+            "spec",
+            map([
+                ("accessModes", Value::Sequence(vec!["ReadWriteOnce".into()])),
+                (
+                    "resources",
+                    map([("requests", map([("storage", CLAIM_TEMPLATE_SIZE.into())]))]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// The mount paths of the suggestions whose evidence has `op`, for notes.
+fn dirs_with(volumes: &[VolumeSuggestion], op: OpName) -> Vec<String> {
+    volumes
+        .iter()
+        .filter(|v| v.evidence.ops.contains(&op))
+        .map(|v| v.mount_path.to_string())
+        .collect()
+}
+
+/// Whether capability `cap` is in a `capabilities.add` list (with or without `CAP_`).
+fn has_cap(add: &[Value], cap: &str) -> bool {
+    add.iter().any(|c| {
+        c.as_str().is_some_and(|c| {
+            c.strip_prefix("CAP_")
+                .unwrap_or(c)
+                .eq_ignore_ascii_case(cap)
+        })
+    })
+}
+
 /// Adds the `--harden` baseline to a container's securityContext without overriding what the
 /// container (or, for pod-level fields, the pod) already sets.
+///
+/// The recording decides what root in the container still needs. `chown` is root's
+/// (CAP_CHOWN) alone: when the container may run as root (no non-zero `runAsUser`), it keeps
+/// CHOWN beside `drop: [ALL]`, and FOWNER when it also `chmod`s (changing the mode of a file
+/// it gave to another user); `runAsNonRoot: true` is then left out, since it would stop a
+/// root container from starting. Each choice is said in a note.
 fn harden(
     sc: &mut Mapping,
     pod_sc: &Mapping,
+    volumes: &[VolumeSuggestion],
     who: &str,
     notes: &mut Vec<String>,
 ) -> Result<(), String> {
+    let run_as_user = sc
+        .get("runAsUser")
+        .or_else(|| pod_sc.get("runAsUser"))
+        .and_then(Value::as_i64);
+    let maybe_root = run_as_user.is_none_or(|u| u == 0);
+    let chown = dirs_with(volumes, OpName::Chown);
+    let chmod = dirs_with(volumes, OpName::Chmod);
     if !sc.contains_key("allowPrivilegeEscalation") {
         let privileged = sc
             .get("privileged")
@@ -353,9 +525,56 @@ fn harden(
     let caps = child_map(sc, "capabilities")?;
     if !caps.contains_key("drop") {
         caps.insert("drop".into(), Value::Sequence(vec!["ALL".into()]));
+        let mut keep: Vec<(&str, String)> = Vec::new();
+        if maybe_root && !chown.is_empty() {
+            keep.push((
+                "CHOWN",
+                format!("the recording shows chown in {}", chown.join(", ")),
+            ));
+            if !chmod.is_empty() {
+                keep.push((
+                    "FOWNER",
+                    format!(
+                        "the recording shows chmod in {} beside chown: changing the mode of a file another user owns needs it",
+                        chmod.join(", ")
+                    ),
+                ));
+            }
+        } else if maybe_root && !chmod.is_empty() {
+            notes.push(format!(
+                "{who}: the recording shows chmod in {}: with capabilities.drop [ALL] it works on files the process owns, and fails with EPERM on files of another user (add FOWNER to capabilities.add then)",
+                chmod.join(", ")
+            ));
+        }
+        if !keep.is_empty() {
+            let add = child_seq(caps, "add")?;
+            for (cap, why) in keep {
+                if !has_cap(add, cap) {
+                    add.push(cap.into());
+                }
+                notes.push(format!(
+                    "{who}: kept {cap} in capabilities.add beside drop [ALL]: {why}, which root may do only with {cap}; remove it once the image gives those files the owner and mode they need"
+                ));
+            }
+            notes.push(format!(
+                "{who}: the recording shows file writes only: if the program also switches to another user (as nginx's workers do) it needs SETUID and SETGID, and to write files of other users DAC_OVERRIDE; add them to capabilities.add or it fails with EPERM"
+            ));
+        }
     }
-    if !sc.contains_key("runAsNonRoot") && !pod_sc.contains_key("runAsNonRoot") {
-        sc.insert("runAsNonRoot".into(), Value::Bool(true));
+    let non_root_set = sc.contains_key("runAsNonRoot") || pod_sc.contains_key("runAsNonRoot");
+    if !non_root_set {
+        if run_as_user == Some(0) {
+            notes.push(format!(
+                "{who}: runAsNonRoot left unset: runAsUser is 0, and the kubelet refuses to start a root container with runAsNonRoot: true"
+            ));
+        } else if maybe_root && !chown.is_empty() {
+            notes.push(format!(
+                "{who}: runAsNonRoot left unset: the recording shows chown in {}, which only root does, so the container runs as root and runAsNonRoot: true would stop it from starting; set runAsUser to a non-root user the image supports, then runAsNonRoot: true",
+                chown.join(", ")
+            ));
+        } else {
+            sc.insert("runAsNonRoot".into(), Value::Bool(true));
+        }
     }
     if !sc.contains_key("seccompProfile") && !pod_sc.contains_key("seccompProfile") {
         sc.insert(
@@ -455,8 +674,66 @@ mod tests {
             volumes,
         };
         let mut notes = Vec::new();
-        apply("m", &object(), &mut spec, &[plan], opts, &mut notes).unwrap();
+        apply("m", &object(), &mut spec, &[plan], opts, None, &mut notes).unwrap();
         (spec, notes)
+    }
+
+    /// [`run`] for a StatefulSet `web` with claim templates named `existing`; `plans` are
+    /// (container index, volumes).
+    fn run_sts(
+        spec: &str,
+        plans: Vec<(usize, Vec<VolumeSuggestion>)>,
+        existing: &[&str],
+    ) -> (Mapping, ClaimTemplates, Vec<String>) {
+        let mut spec: Mapping = serde_yaml::from_str(spec).unwrap();
+        let plans: Vec<ContainerPlan> = plans
+            .into_iter()
+            .map(|(index, volumes)| ContainerPlan {
+                list: List::Containers,
+                index,
+                name: format!("c{index}"),
+                volumes,
+            })
+            .collect();
+        let mut claims = ClaimTemplates {
+            existing: existing.iter().map(|n| n.to_string()).collect(),
+            added: Vec::new(),
+        };
+        let object = Object {
+            kind: super::super::workload::Kind::StatefulSet,
+            kind_name: "StatefulSet".into(),
+            api_version: "apps/v1".into(),
+            name: "web".into(),
+            ..object()
+        };
+        let mut notes = Vec::new();
+        apply(
+            "m",
+            &object,
+            &mut spec,
+            &plans,
+            &Options::default(),
+            Some(&mut claims),
+            &mut notes,
+        )
+        .unwrap();
+        (spec, claims, notes)
+    }
+
+    fn claim(path: &str, name: &str) -> VolumeSuggestion {
+        let mut v = vs(path, name);
+        v.volume = VolumeKind::PersistentVolumeClaim {
+            claim_name: format!("web-{name}"),
+        };
+        v.purpose = Purpose::Data;
+        v
+    }
+
+    fn with_ops(mut v: VolumeSuggestion, ops: &[OpName]) -> VolumeSuggestion {
+        v.evidence.ops = ops.to_vec();
+        v.evidence.count = 5;
+        v.evidence.sample_paths = vec![RawPath::from(format!("{}/x", v.mount_path).as_str())];
+        v
     }
 
     fn y(text: &str) -> Mapping {
@@ -610,6 +887,228 @@ containers: [{name: app, securityContext: {readOnlyRootFilesystem: false, allowP
     }
 
     #[test]
+    fn statefulset_data_gets_a_claim_template_per_replica_named_apart_from_existing_ones() {
+        let (spec, claims, notes) = run_sts(
+            "containers: [{name: c0, volumeMounts: [{name: data, mountPath: /archive}]}, {name: c1}]
+volumes: [{name: tmp, emptyDir: {}}]",
+            vec![
+                (0, vec![claim("/data", "data"), vs("/tmp/x", "tmp")]),
+                (1, vec![claim("/data", "data")]),
+            ],
+            &["data"],
+        );
+        // No pod-template volume for the data: one would be one claim shared by every replica.
+        let vols = spec["volumes"].as_sequence().unwrap();
+        assert!(
+            vols.iter()
+                .all(|v| v.get("persistentVolumeClaim").is_none()),
+            "{vols:?}"
+        );
+        assert_eq!(
+            vols.iter()
+                .map(|v| v["name"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["tmp", "tmp-2"],
+            "only the emptyDir is a volume"
+        );
+        let template = |name: &str| {
+            Value::Mapping(y(&format!(
+                "{{metadata: {{name: {name}}}, spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}}}"
+            )))
+        };
+        // `data` is the manifest's template already: the new ones are data-2 and, for the
+        // second container, data-3.
+        assert_eq!(claims.added, vec![template("data-2"), template("data-3")]);
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"][1],
+            Value::Mapping(y("{name: data-2, mountPath: /data}"))
+        );
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"][0],
+            Value::Mapping(y("{name: data-3, mountPath: /data}"))
+        );
+        let note = notes
+            .iter()
+            .find(|n| n.contains("volumeClaimTemplates entry data-2"))
+            .unwrap_or_else(|| panic!("{notes:?}"));
+        assert!(note.contains("data-2-web-0"), "{note}");
+        assert!(
+            note.contains("1Gi") && note.contains("storageClassName"),
+            "{note}"
+        );
+        assert!(note.contains("--cascade=orphan"), "{note}");
+
+        // A volume never takes the name of a claim template, whatever its kind.
+        let (spec, claims, _) = run_sts(
+            "containers: [{name: c0}]",
+            vec![(0, vec![vs("/data", "data")])],
+            &["data"],
+        );
+        assert_eq!(spec["volumes"][0]["name"], "data-2");
+        assert!(claims.added.is_empty());
+
+        // Other kinds keep the persistentVolumeClaim volume (one claim, as a Deployment has).
+        let (spec, _) = run(
+            "containers: [{name: app}]",
+            vec![claim("/data", "data")],
+            &Options::default(),
+        );
+        assert_eq!(
+            spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "web-data"
+        );
+    }
+
+    #[test]
+    fn a_needed_directory_on_a_read_only_mount_is_said_so_with_the_fix() {
+        let tmp = with_ops(vs("/tmp", "tmp"), &[OpName::Create, OpName::RenameTo]);
+        let (spec, notes) = run(
+            "containers: [{name: app, volumeMounts: [{name: cfg, mountPath: /tmp}, {name: cache, mountPath: /var/cache/app, readOnly: true}]}]
+volumes: [{name: cfg, configMap: {name: c}}, {name: cache, emptyDir: {}}]",
+            vec![
+                tmp,
+                with_ops(vs("/var/cache/app", "cache"), &[OpName::Mkdir]),
+            ],
+            &Options::default(),
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"]
+                .as_sequence()
+                .unwrap()
+                .len(),
+            2,
+            "nothing mounted over the user's mounts"
+        );
+        assert_eq!(spec["volumes"].as_sequence().unwrap().len(), 2);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let cfg = &notes[0];
+        for part in [
+            "/tmp must be writable",
+            "create, rename-to, 5 calls, e.g. /tmp/x",
+            "configMap volume cfg, which is read-only",
+            "EROFS",
+            "/tmp/cfg",
+            "subPath",
+            "add an emptyDir at /tmp",
+        ] {
+            assert!(cfg.contains(part), "{part}: {cfg}");
+        }
+        let ro = &notes[1];
+        assert!(
+            ro.contains("/var/cache/app must be writable")
+                && ro.contains("volume cache is mounted there with readOnly: true")
+                && ro.contains("drop readOnly: true"),
+            "{ro}"
+        );
+
+        // A writable mount there already serves the writes: nothing to say.
+        let (_, notes) = run(
+            "containers: [{name: app, volumeMounts: [{name: t, mountPath: /tmp/}]}]
+volumes: [{name: t, emptyDir: {}}]",
+            vec![vs("/tmp", "tmp")],
+            &Options::default(),
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn harden_keeps_the_capabilities_root_needs_for_what_it_was_seen_doing() {
+        let harden = Options {
+            harden: true,
+            ..Options::default()
+        };
+        let nginx = || {
+            vec![
+                with_ops(
+                    vs("/var/cache/nginx", "cache"),
+                    &[OpName::Mkdir, OpName::Chown],
+                ),
+                with_ops(vs("/var/run", "run"), &[OpName::Create]),
+            ]
+        };
+        // nginx as root: chown of its temp directories needs CHOWN.
+        let (spec, notes) = run("containers: [{name: app, image: nginx}]", nginx(), &harden);
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(
+            sc["capabilities"],
+            Value::Mapping(y("{drop: [ALL], add: [CHOWN]}"))
+        );
+        assert!(
+            sc.get("runAsNonRoot").is_none(),
+            "a root container with runAsNonRoot: true never starts"
+        );
+        let all = notes.join(
+            "
+",
+        );
+        for part in [
+            "kept CHOWN in capabilities.add beside drop [ALL]: the recording shows chown in /var/cache/nginx",
+            "SETUID and SETGID",
+            "runAsNonRoot left unset: the recording shows chown in /var/cache/nginx",
+        ] {
+            assert!(all.contains(part), "{part}: {all}");
+        }
+
+        // chmod after chown: FOWNER too; an add list the container has is kept and extended.
+        let mut vols = nginx();
+        vols[0].evidence.ops.push(OpName::Chmod);
+        let (spec, notes) = run(
+            "containers: [{name: app, securityContext: {capabilities: {add: [NET_BIND_SERVICE, CAP_CHOWN]}}}]",
+            vols,
+            &harden,
+        );
+        assert_eq!(
+            spec["containers"][0]["securityContext"]["capabilities"],
+            Value::Mapping(y(
+                "{add: [NET_BIND_SERVICE, CAP_CHOWN, FOWNER], drop: [ALL]}"
+            ))
+        );
+        assert!(notes.iter().any(|n| n.contains("kept FOWNER")), "{notes:?}");
+
+        // chmod alone: nothing kept, but what breaks is said.
+        let (spec, notes) = run(
+            "containers: [{name: app}]",
+            vec![with_ops(vs("/var/run", "run"), &[OpName::Chmod])],
+            &harden,
+        );
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["capabilities"], Value::Mapping(y("{drop: [ALL]}")));
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("chmod in /var/run") && n.contains("FOWNER")),
+            "{notes:?}"
+        );
+
+        // Running as a non-root user: capabilities do nothing for it, drop them all.
+        let (spec, notes) = run(
+            "securityContext: {runAsUser: 101}
+containers: [{name: app}]",
+            nginx(),
+            &harden,
+        );
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["capabilities"], Value::Mapping(y("{drop: [ALL]}")));
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert!(notes.is_empty(), "{notes:?}");
+
+        // runAsUser 0 and runAsNonRoot: true cannot go together.
+        let (spec, notes) = run(
+            "containers: [{name: app, securityContext: {runAsUser: 0}}]",
+            vec![],
+            &harden,
+        );
+        assert!(spec["containers"][0]["securityContext"]
+            .get("runAsNonRoot")
+            .is_none());
+        assert!(
+            notes.iter().any(|n| n.contains("runAsUser is 0")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn non_utf8_paths_are_an_error() {
         let mut spec: Mapping = serde_yaml::from_str("containers: [{name: app}]").unwrap();
         let mut bad = vs("/tmp", "tmp");
@@ -626,6 +1125,7 @@ containers: [{name: app, securityContext: {readOnlyRootFilesystem: false, allowP
             &mut spec,
             &[plan],
             &Options::default(),
+            None,
             &mut Vec::new(),
         )
         .unwrap_err();

@@ -138,6 +138,42 @@ pub fn pod_spec_mut(doc: &mut Value, kind: Kind) -> Option<&mut Mapping> {
     at.as_mapping_mut()
 }
 
+/// The names of a StatefulSet's `volumeClaimTemplates` (none when absent).
+pub fn claim_template_names(doc: &Value) -> Result<Vec<String>, String> {
+    let Some(templates) = doc
+        .get("spec")
+        .and_then(|s| s.get("volumeClaimTemplates"))
+        .filter(|t| !t.is_null())
+    else {
+        return Ok(Vec::new());
+    };
+    let templates = templates
+        .as_sequence()
+        .ok_or("spec.volumeClaimTemplates is not a list")?;
+    templates
+        .iter()
+        .map(|t| {
+            t.get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| "an entry of spec.volumeClaimTemplates has no metadata.name".into())
+        })
+        .collect()
+}
+
+/// A StatefulSet's `volumeClaimTemplates` list, created when absent or null.
+pub fn claim_templates_mut(doc: &mut Value) -> Option<&mut Vec<Value>> {
+    let spec = doc.as_mapping_mut()?.get_mut("spec")?.as_mapping_mut()?;
+    let slot = spec
+        .entry("volumeClaimTemplates".into())
+        .or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Sequence(Vec::new());
+    }
+    slot.as_sequence_mut()
+}
+
 /// Read-only [`pod_spec_mut`].
 pub fn pod_spec(doc: &Value, kind: Kind) -> Option<&Mapping> {
     let mut at = doc;

@@ -83,9 +83,14 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 /// Checks `file` against the Kubernetes schemas, strictly.
 pub fn validate(file: &Path) {
+    validate_for(file, K8S_VERSION);
+}
+
+/// Checks `file` against the schemas of Kubernetes `version`, strictly.
+pub fn validate_for(file: &Path, version: &str) {
     run_ok(
         Command::new("kubernetes-validate")
-            .args(["--strict", "-k", K8S_VERSION])
+            .args(["--strict", "-k", version])
             .arg(file),
     );
 }
