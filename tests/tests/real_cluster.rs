@@ -391,12 +391,21 @@ mod real_cluster {
             applied.stderr, policy.stdout
         );
         let outside = Namespace::new("e2e-outside", &[]);
+        // The policy takes effect once the API server has compiled it: until then a create is
+        // admitted (and undone, so that each attempt is a new CREATE).
+        let mut attempt = 0;
         let refused = wait_for(
             "the policy to refuse an unpatched Deployment",
             Duration::from_secs(60),
             || {
-                let out = kubectl_stdin(&["apply", "-f", "-"], &demo_deployment(&ns.0, "plain", 1));
-                (!out.ok).then_some(out.stderr)
+                attempt += 1;
+                let name = format!("plain-{attempt}");
+                let out = kubectl_stdin(&["create", "-f", "-"], &demo_deployment(&ns.0, &name, 1));
+                if out.ok {
+                    let _ = kubectl(&["delete", "deployment", "-n", &ns.0, &name, "--wait=false"]);
+                    return None;
+                }
+                Some(out.stderr)
             },
         );
         assert!(
@@ -435,5 +444,375 @@ mod real_cluster {
         );
         rollout(&outside.0, "deployment/plain");
         let _ = kubectl_stdin(&["delete", "-f", "-", "--wait=false"], &policy.stdout);
+    }
+
+    /// A Deployment `name` of one replica whose container runs `script` (busybox sh) on a
+    /// writable root, with `init` as an init container's script when given.
+    fn script_deployment(ns: &str, name: &str, script: &str, init: Option<&str>) -> String {
+        let quote = |s: &str| serde_json::to_string(s).unwrap();
+        let init = init
+            .map(|i| {
+                format!(
+                    "      initContainers:\n      - name: seed\n        image: localhost/writepath-demo:0.1.0\n        \
+                     imagePullPolicy: Never\n        command: [/bin/sh, -c, {}]\n",
+                    quote(i)
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  \
+             replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      \
+             labels:\n        app: {name}\n    spec:\n      terminationGracePeriodSeconds: 1\n{init}      \
+             containers:\n      - name: app\n        image: localhost/writepath-demo:0.1.0\n        \
+             imagePullPolicy: Never\n        command: [/bin/sh, -c, {}]\n",
+            quote(script)
+        )
+    }
+
+    /// Writes `/var/lib/counter/f-1`, `f-2`, … twice a second, each a new file.
+    const COUNTER: &str = "mkdir -p /var/lib/counter; i=0; while :; do i=$((i+1)); echo $i > /var/lib/counter/f-$i; sleep 0.5; done";
+
+    /// The paths in the workload's published reports (every node, every target).
+    fn reported_paths(ns: &str) -> Vec<String> {
+        let v: Value =
+            serde_json::from_str(&k(&["get", "writepathreports", "-n", ns, "-o", "json"])).unwrap();
+        let mut paths = Vec::new();
+        for item in v["items"].as_array().into_iter().flatten() {
+            for t in item["spec"]["report"]["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for w in t["writes"].as_array().into_iter().flatten() {
+                    if let Some(p) = w["path"].as_str() {
+                        paths.push(p.to_string());
+                    }
+                }
+            }
+        }
+        paths
+    }
+
+    /// The counter files reported: their numbers, sorted.
+    fn counter_files(ns: &str) -> Vec<u64> {
+        let mut n: Vec<u64> = reported_paths(ns)
+            .iter()
+            .filter_map(|p| p.strip_prefix("/var/lib/counter/f-")?.parse().ok())
+            .collect();
+        n.sort_unstable();
+        n.dedup();
+        n
+    }
+
+    fn agent_restarts() -> (String, u64) {
+        let pod = agent_pod();
+        (
+            pod["metadata"]["uid"].as_str().unwrap().to_string(),
+            pod["status"]["containerStatuses"][0]["restartCount"]
+                .as_u64()
+                .unwrap(),
+        )
+    }
+
+    /// Waits until the report holds counter files beyond `beyond`; returns them.
+    fn counter_beyond(ns: &str, beyond: u64) -> Vec<u64> {
+        wait_for(
+            &format!("counter files beyond f-{beyond} in the report"),
+            Duration::from_secs(150),
+            || {
+                let files = counter_files(ns);
+                files
+                    .last()
+                    .is_some_and(|&last| last > beyond)
+                    .then_some(files)
+            },
+        )
+    }
+
+    #[test]
+    fn api_server_and_etcd_restarts_lose_no_write() {
+        if cluster("restarts").is_none() {
+            return;
+        }
+        agent_ready();
+        let before = agent_restarts();
+        let ns = Namespace::new("e2e-restart", &[]);
+        let out = kubectl_stdin(
+            &["apply", "-f", "-"],
+            &script_deployment(&ns.0, "counter", COUNTER, None),
+        );
+        assert!(out.ok, "{}", out.stderr);
+        rollout(&ns.0, "deployment/counter");
+        let first = counter_beyond(&ns.0, 3);
+        let outage_from = *first.last().unwrap();
+        // The control plane goes away under the agent, twice.
+        xtask(&["cluster", "restart", "kube-apiserver"]);
+        xtask(&["cluster", "restart", "etcd"]);
+        // Every file the counter wrote, through both outages, is published once the API is back
+        // (the counter writes two a second: 20 more are well after the outage).
+        let files = counter_beyond(&ns.0, outage_from + 20);
+        let last = *files.last().unwrap();
+        let missing: Vec<u64> = (1..=last)
+            .filter(|i| files.binary_search(i).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "writes lost across the restarts: f-{missing:?} of 1..={last}"
+        );
+        assert_eq!(
+            agent_restarts(),
+            before,
+            "the agent recovered without a restart"
+        );
+    }
+
+    #[test]
+    fn agent_killed_resumes_from_its_state() {
+        if cluster("kill -9").is_none() {
+            return;
+        }
+        agent_ready();
+        let ns = Namespace::new("e2e-kill", &[]);
+        let out = kubectl_stdin(
+            &["apply", "-f", "-"],
+            &script_deployment(&ns.0, "counter", COUNTER, None),
+        );
+        assert!(out.ok, "{}", out.stderr);
+        rollout(&ns.0, "deployment/counter");
+        let published = counter_beyond(&ns.0, 5);
+        let (uid, restarts) = agent_restarts();
+        // kill -9 of the agent's process (the container's, not any other writepath here).
+        let pid = agent_pid(&uid);
+        // SAFETY: kill with a pid read from /proc.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        wait_for(
+            "the kubelet to restart the agent",
+            Duration::from_secs(120),
+            || {
+                let (u, r) = agent_restarts();
+                (u == uid
+                    && r > restarts
+                    && agent_pod()["status"]["containerStatuses"][0]["ready"] == Value::Bool(true))
+                .then_some(())
+            },
+        );
+        // Everything published before the kill is still there, and the new process records.
+        let last_before = *published.last().unwrap();
+        let files = counter_beyond(&ns.0, last_before + 10);
+        let lost: Vec<&u64> = published
+            .iter()
+            .filter(|i| files.binary_search(i).is_err())
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "observations lost by the restart: f-{lost:?}"
+        );
+    }
+
+    /// The host pid of the agent container's process: `writepath agent` in a cgroup of the pod.
+    fn agent_pid(pod_uid: &str) -> i32 {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cgroup.contains(&format!("pod{pod_uid}"))
+                && cmdline.starts_with(b"/usr/local/bin/writepath\0agent")
+            {
+                return pid;
+            }
+        }
+        panic!("no agent process for pod {pod_uid}");
+    }
+
+    #[test]
+    fn init_container_writes_are_the_init_containers() {
+        if cluster("init container").is_none() {
+            return;
+        }
+        agent_ready();
+        let ns = Namespace::new("e2e-init", &[]);
+        let out = kubectl_stdin(
+            &["apply", "-f", "-"],
+            &script_deployment(
+                &ns.0,
+                "seeded",
+                "while :; do echo tick >> /var/log/app.log; sleep 1; done",
+                Some("mkdir -p /var/lib/seed && echo ready > /var/lib/seed/ready"),
+            ),
+        );
+        assert!(out.ok, "{}", out.stderr);
+        rollout(&ns.0, "deployment/seeded");
+        let v = suggestions_covering(
+            &ns.0,
+            "deploy/seeded",
+            &["/var/lib/seed/ready", "/var/log/app.log"],
+        );
+        let containers = v["containers"].as_array().unwrap();
+        let holds = |c: &Value, path: &str| {
+            c["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["mount_path"].as_str())
+                .any(|m| Path::new(path).starts_with(m))
+        };
+        let seed = containers
+            .iter()
+            .find(|c| c["container"] == "seed")
+            .unwrap_or_else(|| panic!("the init container has its own entry: {v}"));
+        assert_eq!(seed["container_kind"], "init", "{seed}");
+        assert!(holds(seed, "/var/lib/seed/ready"), "{seed}");
+        assert!(
+            !holds(seed, "/var/log/app.log"),
+            "the app's writes are not the init container's: {seed}"
+        );
+        let app = containers
+            .iter()
+            .find(|c| c["container"] == "app")
+            .expect("app");
+        assert_eq!(app["container_kind"], "container");
+        assert!(
+            holds(app, "/var/log/app.log") && !holds(app, "/var/lib/seed/ready"),
+            "{app}"
+        );
+    }
+
+    #[test]
+    fn the_agents_service_account_can_do_what_it_needs_and_nothing_more() {
+        if cluster("rbac").is_none() {
+            return;
+        }
+        agent_ready();
+        let sa = "system:serviceaccount:writepath-system:writepath-agent";
+        let can = |verb: &str, resource: &str, ns: Option<&str>| -> bool {
+            let mut args = vec!["auth", "can-i", verb, resource, "--as", sa];
+            match ns {
+                Some(n) => args.extend(["-n", n]),
+                None => args.push("--all-namespaces"),
+            }
+            let out = kubectl(&args);
+            out.stdout.trim() == "yes"
+        };
+        // What the agent does: watch the node's pods, read their owners, publish reports.
+        for (verb, resource) in [
+            ("list", "pods"),
+            ("watch", "pods"),
+            ("get", "pods"),
+            ("get", "replicasets.apps"),
+            ("get", "jobs.batch"),
+            ("get", "writepathreports.writepath.dev"),
+            ("create", "writepathreports.writepath.dev"),
+            ("update", "writepathreports.writepath.dev"),
+        ] {
+            assert!(
+                can(verb, resource, None),
+                "the agent must be able to {verb} {resource}"
+            );
+        }
+        // And nothing else.
+        for (verb, resource) in [
+            ("delete", "pods"),
+            ("create", "pods"),
+            ("patch", "pods"),
+            ("create", "pods/exec"),
+            ("get", "secrets"),
+            ("list", "secrets"),
+            ("get", "configmaps"),
+            ("list", "nodes"),
+            ("update", "deployments.apps"),
+            ("patch", "deployments.apps"),
+            ("list", "replicasets.apps"),
+            ("delete", "writepathreports.writepath.dev"),
+            ("create", "clusterroles.rbac.authorization.k8s.io"),
+            (
+                "create",
+                "validatingadmissionpolicies.admissionregistration.k8s.io",
+            ),
+            ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+        ] {
+            assert!(
+                !can(verb, resource, Some("default")),
+                "the agent must not be able to {verb} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_largest_report_the_agent_publishes_fits_and_a_larger_one_would_not() {
+        use writepath::cluster::crd;
+        use writepath::report::{Report, Target, Write};
+        if cluster("report size").is_none() {
+            return;
+        }
+        agent_ready();
+        let ns = Namespace::new("e2e-size", &[]);
+        // 40 000 distinct 120-byte paths: about 3 MiB of report, what a flood of names gives.
+        let writes: Vec<Write> = (0..40_000)
+            .map(|i| Write {
+                path: format!("/var/cache/app/{:0>100}/{i:06}", "d")
+                    .as_str()
+                    .into(),
+                count: 1,
+                ..Default::default()
+            })
+            .collect();
+        let report = Report {
+            version: 1,
+            targets: vec![Target {
+                writes,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let workload = writepath::report::WorkloadRef {
+            namespace: ns.0.clone(),
+            kind: "Deployment".into(),
+            name: "flood".into(),
+        };
+        // What the agent publishes: folded to fit.
+        let fitted = crd::build(&workload, "node-1", report.clone());
+        let json = serde_json::to_string(&fitted).unwrap();
+        assert!(
+            json.len() <= crd::MAX_REPORT_BYTES + 4096,
+            "{} bytes",
+            json.len()
+        );
+        let out = kubectl_stdin(&["create", "-f", "-"], &json);
+        assert!(
+            out.ok,
+            "the real API server refuses the largest report: {}",
+            out.stderr
+        );
+        let stored = k(&["get", "writepathreports", "-n", &ns.0, "-o", "json"]);
+        let total: u64 = serde_json::from_str::<Value>(&stored).unwrap()["items"][0]["spec"]
+            ["report"]["targets"][0]["writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["count"].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(total, 40_000, "the stored report still counts every write");
+        // Unfitted, the same report is refused: the bound is needed.
+        let mut raw = fitted.clone();
+        raw.metadata.name = Some("unfitted".into());
+        raw.spec.report = report;
+        let out = kubectl_stdin(
+            &["create", "-f", "-"],
+            &serde_json::to_string(&raw).unwrap(),
+        );
+        assert!(
+            !out.ok,
+            "a {}-byte report was accepted: the bound could be higher",
+            serde_json::to_string(&raw).unwrap().len()
+        );
+        assert!(
+            out.stderr.contains("too large")
+                || out.stderr.contains("exceeded")
+                || out.stderr.contains("limit"),
+            "refused for its size: {}",
+            out.stderr
+        );
     }
 }

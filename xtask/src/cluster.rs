@@ -641,12 +641,7 @@ impl Daemon {
         // The process must still be this component (a pid may have been reused).
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
         let base = exe.file_name()?.to_string_lossy().into_owned();
-        let wanted = match self.name {
-            "etcd" => "etcd",
-            "containerd" => "containerd",
-            other => other,
-        };
-        (base == wanted).then_some(pid)
+        (base == self.name).then_some(pid)
     }
 
     fn running(&self) -> bool {
@@ -1288,6 +1283,20 @@ fn restore_host_state() {
     if std::fs::read_to_string(dir.join("var-lib-cni")).is_ok_and(|s| s == "absent") {
         let _ = std::fs::remove_dir_all("/var/lib/cni");
     }
+}
+
+/// Stops `component` (SIGTERM, as a crash-free restart would) and brings the cluster up again.
+pub fn restart(component: &str) -> anyhow::Result<()> {
+    let Some(daemon) = DAEMONS.iter().find(|d| d.name == component) else {
+        let names: Vec<&str> = DAEMONS.iter().map(|d| d.name).collect();
+        bail!("no component {component}: one of {}", names.join(", "));
+    };
+    ensure!(
+        daemon.running(),
+        "{component} is not running: is the cluster up?"
+    );
+    daemon.stop(Duration::from_secs(10));
+    up().map(|_| ())
 }
 
 /// Whether every component runs (no output).

@@ -25,12 +25,16 @@ struct Cli {
 enum Task {
     /// Install (idempotently) everything the build and the tests need.
     Setup,
-    /// Set up, build, and run every test (unit, privileged, container), then the capture
-    /// tests in the kernel matrix (`cargo xtask kernels`).
+    /// Set up, build, and run every test (unit, privileged, container), then the end-to-end
+    /// tests on a real cluster (`cargo xtask cluster up`), then the capture tests in the kernel
+    /// matrix (`cargo xtask kernels`).
     Test {
-        /// Only the tests on this host's kernel (skip the kernel matrix).
+        /// Only the tests on this host's kernel (skip the real cluster and the kernel matrix).
         #[arg(long)]
         host_only: bool,
+        /// Only the real-cluster phase (up, images, tests/tests/real_cluster.rs, down).
+        #[arg(long, conflicts_with = "host_only")]
+        cluster_only: bool,
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -59,6 +63,9 @@ enum Task {
     Cluster {
         #[arg(value_enum)]
         action: ClusterAction,
+        /// For `restart`: the component (etcd, kube-apiserver, kube-controller-manager,
+        /// kube-scheduler, containerd, kubelet, kube-proxy).
+        component: Option<String>,
     },
     /// Build the agent and demo images (OCI, daemonless) and import them into the cluster.
     Image,
@@ -90,32 +97,39 @@ enum ClusterAction {
     Up,
     Down,
     Status,
+    /// Stop one component and bring the cluster up again (the tests' outages).
+    Restart,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::run().map(|_| ()),
-        Task::Test { host_only, args } => test::run(host_only, &args),
+        Task::Test {
+            host_only,
+            cluster_only,
+            args,
+        } => test::run(host_only, cluster_only, &args),
         Task::Demo => demo::run(),
-        Task::Cluster {
-            action: ClusterAction::Up,
-        } => {
-            let endpoints = cluster::up()?;
-            print!("{}", endpoints.lines());
-            Ok(())
-        }
-        Task::Cluster {
-            action: ClusterAction::Down,
-        } => cluster::down(),
-        Task::Cluster {
-            action: ClusterAction::Status,
-        } => {
-            if cluster::status()? {
+        Task::Cluster { action, component } => match action {
+            ClusterAction::Up => {
+                let endpoints = cluster::up()?;
+                print!("{}", endpoints.lines());
                 Ok(())
-            } else {
-                std::process::exit(1)
             }
-        }
+            ClusterAction::Down => cluster::down(),
+            ClusterAction::Restart => cluster::restart(
+                component
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("cluster restart needs a component name"))?,
+            ),
+            ClusterAction::Status => {
+                if cluster::status()? {
+                    Ok(())
+                } else {
+                    std::process::exit(1)
+                }
+            }
+        },
         Task::Image => image::run(),
         Task::Bench { args } => bench::run(&args),
         Task::Fuzz { seconds, targets } => fuzz::run(&targets, seconds),

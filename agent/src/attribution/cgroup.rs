@@ -344,4 +344,38 @@ mod tests {
         assert_eq!(path_from_proc_cgroup(&v1), Some(fs.as_str()));
         assert_eq!(path_from_proc_cgroup("0::/user.slice\n"), None);
     }
+
+    /// Samples read from /proc/<pid>/cgroup on the local cluster of `cargo xtask cluster up`
+    /// (kubelet 1.34 with containerd 1.6 and runc 1.1, cgroupfs driver, hybrid cgroups: the
+    /// `0::` line of the unified hierarchy): the demo service (BestEffort), the agent
+    /// (Burstable) and its pod's sandbox. Parsed by the general rule, without a special case.
+    #[test]
+    fn samples_from_the_local_cluster() {
+        for (path, uid, qos, id) in [
+            (
+                "/kubepods/besteffort/pod58378f76-c3e7-41eb-926c-b34f7e01b621/6f9de650ec1e661484a4dba14c4073e025dea45cd057e36a030e15337272aeff",
+                "58378f76-c3e7-41eb-926c-b34f7e01b621",
+                Qos::BestEffort,
+                "6f9de650ec1e661484a4dba14c4073e025dea45cd057e36a030e15337272aeff",
+            ),
+            (
+                "/kubepods/burstable/pod86c50115-283a-441d-ac2a-71e35721b18b/62fc08bab126d5f525f8224b422d41d29d49f37454bfbb607640cb6028c94474",
+                "86c50115-283a-441d-ac2a-71e35721b18b",
+                Qos::Burstable,
+                "62fc08bab126d5f525f8224b422d41d29d49f37454bfbb607640cb6028c94474",
+            ),
+            (
+                "/kubepods/burstable/pod86c50115-283a-441d-ac2a-71e35721b18b/6e3aa9826b1565679e0a7f09a4327337d52f1bc242df8b7089bb6a91a70552eb",
+                "86c50115-283a-441d-ac2a-71e35721b18b",
+                Qos::Burstable,
+                "6e3aa9826b1565679e0a7f09a4327337d52f1bc242df8b7089bb6a91a70552eb",
+            ),
+        ] {
+            assert_eq!(
+                container(path),
+                (Some(uid.to_string()), Some(qos), Some((id.to_string(), Runtime::Unknown))),
+                "{path}"
+            );
+        }
+    }
 }

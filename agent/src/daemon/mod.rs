@@ -24,6 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::attribution::{cgroup, pods};
 use crate::capture::loader::{cgroup2_root, Capture, WatchedCgroup};
 use crate::cluster::publish::Publisher;
+use crate::record::cgroup_names::CgroupNames;
 use crate::record::Recorder;
 use crate::report::Recording;
 
@@ -192,7 +193,15 @@ pub async fn run(config: Config) -> Result<()> {
     );
     let pod_task = tokio::spawn(pod_task);
     let mut session = Session {
-        recorder: Recorder::new(&root).with_budget(config.path_budget),
+        recorder: match CgroupNames::watch(&root, &kubepods) {
+            Ok(names) => Recorder::new(&root)
+                .with_budget(config.path_budget)
+                .with_cgroup_names(names),
+            Err(e) => {
+                tracing::warn!(error = %e, cgroup = %kubepods.display(), "cannot watch cgroups as they are made; containers gone before their first drain will be unnamed");
+                Recorder::new(&root).with_budget(config.path_budget)
+            }
+        },
         attributor: Attributor::new(client.clone(), pod_index.clone(), config.scope.clone()),
         publisher: Publisher::new(client),
         history: state.history.clone(),

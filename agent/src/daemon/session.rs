@@ -125,6 +125,13 @@ impl Session {
             if exists(c) {
                 continue;
             }
+            if c.path.is_empty() && !self.gone.contains(&c.id) {
+                // Gone before it could be named (not seen being made): not silently.
+                tracing::warn!(
+                    cgroup_id = c.id,
+                    "a cgroup gone before it could be named; its writes cannot be attributed"
+                );
+            }
             if self.gone.contains(&c.id) {
                 self.recorder.remove_target(c.id);
             } else {

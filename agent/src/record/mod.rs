@@ -2,6 +2,7 @@
 //! distinct path, with operations, counts, results, first/last seen, the mount each path lands
 //! on and what the image held in the directories written to.
 
+pub mod cgroup_names;
 pub mod mounts;
 pub mod resolve;
 pub mod session;
@@ -113,6 +114,9 @@ pub struct Recorder {
     containers: bool,
     /// Key count at which [`Self::needs_hits`] asks for a fold.
     fold_at: usize,
+    /// Cgroup names learned as the cgroups were made (the agent's), for containers gone before
+    /// their first record is drained.
+    names: Option<cgroup_names::CgroupNames>,
 }
 
 impl Recorder {
@@ -131,7 +135,14 @@ impl Recorder {
             host_ns: mounts::mnt_ns_of(std::process::id()).unwrap_or(0),
             containers: true,
             fold_at: MAX_KEYS,
+            names: None,
         }
+    }
+
+    /// Names cgroups from `names` first (see [`cgroup_names`]), then by walking cgroupfs.
+    pub fn with_cgroup_names(mut self, names: cgroup_names::CgroupNames) -> Recorder {
+        self.names = Some(names);
+        self
     }
 
     /// Whether cgroups written in from another mount namespace are containers (see
@@ -186,10 +197,14 @@ impl Recorder {
         let cgroup = h.key.cgroup_id;
         let pid = w.pid();
         if !self.targets.contains_key(&cgroup) {
-            let dir = find_cgroup_dir(&self.cgroup_root, cgroup);
-            let path = dir
-                .as_deref()
-                .map(|d| cgroup_rel_path(&self.cgroup_root, d))
+            let path = self
+                .names
+                .as_ref()
+                .and_then(|n| n.get(cgroup))
+                .or_else(|| {
+                    find_cgroup_dir(&self.cgroup_root, cgroup)
+                        .map(|d| cgroup_rel_path(&self.cgroup_root, &d))
+                })
                 .unwrap_or_default();
             self.targets.insert(
                 cgroup,
