@@ -82,6 +82,38 @@ fn runc_container_writes_are_reported_with_container_paths() {
     assert!(!blobs.existed, "blobs was made by the container: {blobs:?}");
 }
 
+/// A container that writes once and exits at once (its cgroup is gone before the recorder's
+/// next drain) keeps its cgroup's name: the target is the container's cgroup, not `?`.
+#[test]
+fn a_container_gone_right_after_its_write_keeps_its_cgroup() {
+    if !privileged("a_container_gone_right_after_its_write_keeps_its_cgroup") {
+        return;
+    }
+    let cg = TempCgroup::new("short");
+    let cgroups_path = cg.runc_path("ctr");
+    let bundle = Bundle::new(
+        "short",
+        "echo once > /var/log/once.log",
+        &[],
+        false,
+        &cgroups_path,
+    );
+    let rec = Recording::start(&cg.dir);
+    let (status, out) = bundle.run();
+    assert!(status.success(), "container failed: {out}");
+    let r = rec.stop();
+    let t = r
+        .targets
+        .iter()
+        .find(|t| t.writes.iter().any(|w| w.path.to_string() == "/var/log/once.log"))
+        .unwrap_or_else(|| panic!("the write is recorded: {:#?}", r.targets));
+    assert!(
+        t.cgroup.path.ends_with("/ctr"),
+        "the target is named by its cgroup ({cgroups_path}): {:?}",
+        t.cgroup
+    );
+}
+
 fn which(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))

@@ -157,6 +157,12 @@ pub async fn record(source: Source, options: &Options) -> Result<Report> {
     let mut recorder = Recorder::new(&root)
         .with_budget(options.path_budget)
         .with_containers(matches!(source, Source::Cgroup { .. }));
+    // A container that writes and exits at once (its cgroup gone before the first drain) keeps
+    // its cgroup's name.
+    match super::cgroup_names::CgroupNames::watch(&root, &cgroup.dir) {
+        Ok(names) => recorder = recorder.with_cgroup_names(names),
+        Err(e) => tracing::warn!(error = %e, "cannot watch cgroups as they are made"),
+    }
     recorder.add_target(cgroup.id, &cgroup.dir);
     capture.watch(cgroup.clone())?;
     let mut events = capture.take_events()?;
