@@ -112,7 +112,9 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run(),
         Task::Cluster { action, component } => match action {
             ClusterAction::Up => {
-                let endpoints = cluster::up()?;
+                // Only the two lines reach stdout (`eval "$(cargo xtask cluster up)"`): set-up's
+                // progress and its children's output (apt-get, go) go to stderr meanwhile.
+                let endpoints = with_stdout_on_stderr(cluster::up)?;
                 print!("{}", endpoints.lines());
                 Ok(())
             }
@@ -146,6 +148,26 @@ fn main() -> anyhow::Result<()> {
             ..
         } => kernels::run(&kernels, timeout, icount, &args),
     }
+}
+
+/// Runs `f` with file descriptor 1 pointing at stderr, then puts stdout back.
+fn with_stdout_on_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // SAFETY: dup/dup2 on the process's own standard descriptors.
+    let saved = unsafe { libc::dup(1) };
+    if saved < 0 {
+        return f();
+    }
+    unsafe { libc::dup2(2, 1) };
+    let out = f();
+    let _ = std::io::stdout().flush();
+    // SAFETY: as above; `saved` is ours.
+    unsafe {
+        libc::dup2(saved, 1);
+        libc::close(saved);
+    }
+    out
 }
 
 /// The workspace root.
