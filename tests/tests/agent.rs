@@ -360,3 +360,96 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
     drop(agent);
     drop(bundle);
 }
+
+/// The API server stalls (accepts connections, never answers) for longer than the kubelet's
+/// patience with `/healthz`: the agent keeps draining and recording, `/healthz` keeps
+/// answering 200, and once the server answers again the report holds every write made during
+/// the stall. (With the publisher awaited in the recording loop, the loop stood still for the
+/// whole stall and `/healthz` failed after 30 s.)
+#[test]
+fn a_stalled_api_server_never_holds_up_the_recording() {
+    if !privileged("a_stalled_api_server_never_holds_up_the_recording") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(TestServer::start());
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+    let cg = TempCgroup::new("stall");
+    let kubepods = cg.dir.join("kubepods");
+    std::fs::create_dir_all(&kubepods).unwrap();
+    let root = writepath::capture::loader::cgroup2_root().unwrap();
+    let rel = kubepods.strip_prefix(&root).unwrap().display().to_string();
+    let app = container_id(7);
+    server.put(
+        "apis/apps/v1/replicasets",
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+               "metadata": {"name": "web-7d4b9c", "namespace": "shop",
+                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                   "uid": "d-uid", "controller": true}]}}),
+    );
+    server.put("api/v1/pods", pod(&[("app", app.clone())]));
+    let agent = Agent::start(&kubeconfig, &dir.path().join("state"), &kubepods);
+
+    // The reports' endpoint stalls for 40 s (STALL_LIMIT is 30 s); the pods' watch still works.
+    let stall = Duration::from_secs(40);
+    server.stall("writepathreports", stall);
+    let stalled_at = Instant::now();
+    const FILES: u32 = 300;
+    let script = format!(
+        "i=0; while [ $i -lt {FILES} ]; do i=$((i+1)); echo $i > /var/tmp/f-$i; sleep 0.1; done"
+    );
+    let bundle = Bundle::new(
+        "stall",
+        &script,
+        &[],
+        false,
+        &format!("/{rel}/burstable/pod{UID}/{app}"),
+    );
+    let writer = std::thread::spawn(move || {
+        let (status, out) = bundle.run();
+        assert!(status.success(), "container failed: {out}");
+    });
+    let emitted = |body: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix("writepath_events_emitted_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut last = 0;
+    let mut grew = 0;
+    while stalled_at.elapsed() < stall - Duration::from_secs(2) {
+        let (code, body) = http_get(&agent.metrics, "/healthz");
+        assert_eq!(
+            code,
+            200,
+            "/healthz failed {:?} into the stall: {body}",
+            stalled_at.elapsed()
+        );
+        let (_, metrics) = http_get(&agent.metrics, "/metrics");
+        let n = emitted(&metrics);
+        if n > last {
+            grew += 1;
+        }
+        last = n;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        grew >= 20,
+        "the recording went on during the stall (grew {grew} times)"
+    );
+    writer.join().unwrap();
+    // After the stall: one report with every file.
+    let v = published(&server, "every file written during the stall", |v| {
+        target_of(&targets(v), &app)
+            .is_some_and(|t| (1..=FILES).all(|i| write_of(t, &format!("/var/tmp/f-{i}")).is_some()))
+    });
+    assert_eq!(v["spec"]["workload"]["name"], "web");
+    agent.kill();
+}

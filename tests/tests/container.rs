@@ -105,7 +105,11 @@ fn a_container_gone_right_after_its_write_keeps_its_cgroup() {
     let t = r
         .targets
         .iter()
-        .find(|t| t.writes.iter().any(|w| w.path.to_string() == "/var/log/once.log"))
+        .find(|t| {
+            t.writes
+                .iter()
+                .any(|w| w.path.to_string() == "/var/log/once.log")
+        })
         .unwrap_or_else(|| panic!("the write is recorded: {:#?}", r.targets));
     assert!(
         t.cgroup.path.ends_with("/ctr"),

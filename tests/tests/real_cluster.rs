@@ -815,4 +815,65 @@ mod real_cluster {
             out.stderr
         );
     }
+
+    /// The agent's metrics, from its pod's address.
+    fn agent_metrics() -> String {
+        let ip = agent_pod()["status"]["podIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let out = run(
+            Command::new("curl").args([
+                "-sf",
+                "--max-time",
+                "5",
+                &format!("http://{ip}:9477/metrics"),
+            ]),
+            None,
+        );
+        out.stdout
+    }
+
+    fn metric(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    #[test]
+    fn reports_of_a_deleted_namespace_are_not_retried_for_ever() {
+        if cluster("deleted namespace").is_none() {
+            return;
+        }
+        agent_ready();
+        let ns = Namespace::new("e2e-gone", &[]);
+        let out = kubectl_stdin(
+            &["apply", "-f", "-"],
+            &script_deployment(&ns.0, "counter", COUNTER, None),
+        );
+        assert!(out.ok, "{}", out.stderr);
+        rollout(&ns.0, "deployment/counter");
+        counter_beyond(&ns.0, 3);
+        k(&[
+            "delete",
+            "namespace",
+            &ns.0,
+            "--wait=true",
+            "--timeout=120s",
+        ]);
+        // The agent finds the namespace gone (the API's NotFound), says so once and stops
+        // trying: nothing stays queued.
+        wait_for(
+            "the agent to give the gone namespace's report up",
+            Duration::from_secs(90),
+            || {
+                let m = agent_metrics();
+                let gone = metric(
+                    &m,
+                    "writepath_publish_errors_total{reason=\"namespace_gone\"}",
+                )?;
+                let pending = metric(&m, "writepath_pending_reports")?;
+                (gone >= 1.0 && pending == 0.0).then_some(())
+            },
+        );
+    }
 }

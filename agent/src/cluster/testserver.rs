@@ -27,6 +27,9 @@ struct Fault {
     path_contains: String,
     status: u16,
     times: usize,
+    /// With `status` 0: a stall; requests arriving before this instant are answered (normally)
+    /// only then.
+    until: Option<tokio::time::Instant>,
 }
 
 /// One stored change, for watches.
@@ -173,6 +176,20 @@ impl TestServer {
             path_contains: path_contains.into(),
             status,
             times,
+            until: None,
+        });
+    }
+
+    /// For the next `duration`, requests whose path and query contain `path_contains` are not
+    /// answered (a stalled API server: the connection is accepted, the answer does not come);
+    /// they are answered normally once it has passed.
+    pub fn stall(&self, path_contains: &str, duration: Duration) {
+        lock(&self.store).faults.push(Fault {
+            method: None,
+            path_contains: path_contains.into(),
+            status: 0,
+            times: usize::MAX,
+            until: Some(tokio::time::Instant::now() + duration),
         });
     }
 
@@ -368,18 +385,29 @@ impl Ctx {
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default()
         );
-        {
+        let stalled_until = {
             let mut s = lock(&self.store);
             s.requests.push(full.clone());
-            if let Some(f) = s.faults.iter_mut().find(|f| {
+            let now = tokio::time::Instant::now();
+            match s.faults.iter_mut().find(|f| {
                 f.times > 0
+                    && f.until.is_none_or(|u| u > now)
                     && f.method.as_ref().is_none_or(|m| *m == method)
                     && full.contains(&f.path_contains)
             }) {
-                f.times -= 1;
-                let code = f.status;
-                return status(code, "InternalError", "injected failure");
+                Some(f) => {
+                    f.times -= 1;
+                    if f.status != 0 {
+                        let code = f.status;
+                        return status(code, "InternalError", "injected failure");
+                    }
+                    f.until
+                }
+                None => None,
             }
+        };
+        if let Some(until) = stalled_until {
+            tokio::time::sleep_until(until).await;
         }
         let q = query(&req);
         let Some(target) = parse_path(&path) else {

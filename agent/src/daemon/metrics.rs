@@ -238,16 +238,15 @@ impl Metrics {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let mut samples: Vec<(String, u64)> =
-            ["server", "forbidden", "rejected", "transport", "conflict"]
-                .iter()
-                .map(|r| {
-                    (
-                        format!("{{reason=\"{r}\"}}"),
-                        errors.get(r).copied().unwrap_or(0),
-                    )
-                })
-                .collect();
+        let mut samples: Vec<(String, u64)> = crate::cluster::publish::METRIC_LABELS
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{r}\"}}"),
+                    errors.get(r).copied().unwrap_or(0),
+                )
+            })
+            .collect();
         samples.sort();
         metric(
             "writepath_publish_errors_total",

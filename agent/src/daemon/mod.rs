@@ -23,7 +23,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::attribution::{cgroup, pods};
 use crate::capture::loader::{cgroup2_root, Capture, WatchedCgroup};
-use crate::cluster::publish::Publisher;
+use crate::cluster::publish::{self, Publisher};
 use crate::record::cgroup_names::CgroupNames;
 use crate::record::Recorder;
 use crate::report::Recording;
@@ -203,7 +203,13 @@ pub async fn run(config: Config) -> Result<()> {
             }
         },
         attributor: Attributor::new(client.clone(), pod_index.clone(), config.scope.clone()),
-        publisher: Publisher::new(client),
+        publish: {
+            let metrics = metrics.clone();
+            publish::spawn(Publisher::new(client), move |f, pending| {
+                metrics.add_published(f.published as u64, &f.errors);
+                metrics.set_pending(pending as u64);
+            })
+        },
         history: state.history.clone(),
         state,
         retired: Vec::new(),

@@ -9,7 +9,7 @@ use super::identity::{Attributor, Outcome};
 use super::metrics::Metrics;
 use super::state::{self, State};
 use crate::capture::events::EventStream;
-use crate::cluster::{crd, publish::Publisher};
+use crate::cluster::{crd, publish::PublishQueue};
 use crate::record::Recorder;
 use crate::report::{CgroupRef, Recording, Report, Target, WorkloadRef};
 
@@ -22,8 +22,8 @@ pub struct Session {
     pub recorder: Recorder,
     /// Identities of targets.
     pub attributor: Attributor,
-    /// The API side.
-    pub publisher: Publisher,
+    /// The API side, on a task of its own (a stalled API never holds up the recording loop).
+    pub publish: PublishQueue,
     /// The state directory.
     pub state: State,
     /// Earlier runs' targets.
@@ -58,9 +58,6 @@ impl Session {
         self.reattribute().await;
         if publish {
             self.offer(&current);
-            let f = self.publisher.flush().await;
-            self.metrics.add_published(f.published as u64, &f.errors);
-            self.metrics.set_pending(self.publisher.pending() as u64);
         }
     }
 
@@ -73,7 +70,7 @@ impl Session {
         );
         self.state.save_run(&current.targets)?;
         self.offer(&current);
-        let _ = tokio::time::timeout(SHUTDOWN_PUBLISH, self.publisher.flush()).await;
+        self.publish.finish(SHUTDOWN_PUBLISH).await;
         Ok(())
     }
 
@@ -178,6 +175,7 @@ impl Session {
     /// Queues one object per workload: earlier runs' and this run's targets merged.
     fn offer(&mut self, current: &Report) {
         let merged = state::merge_targets(self.history.clone(), current.targets.clone());
+        let mut objects = Vec::new();
         let mut by_workload: BTreeMap<WorkloadRef, Vec<Target>> = BTreeMap::new();
         for t in merged {
             if let Some(w) = t.workload.clone() {
@@ -193,9 +191,9 @@ impl Session {
                 counters: current.counters.clone(),
                 targets,
             };
-            self.publisher
-                .offer(crd::build(&workload, &self.node, report));
+            objects.push(crd::build(&workload, &self.node, report));
         }
+        self.publish.offer(objects);
     }
 }
 
