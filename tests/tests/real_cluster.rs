@@ -702,9 +702,8 @@ mod real_cluster {
             ("get", "pods"),
             ("get", "replicasets.apps"),
             ("get", "jobs.batch"),
-            ("get", "writepathreports.writepath.dev"),
             ("create", "writepathreports.writepath.dev"),
-            ("update", "writepathreports.writepath.dev"),
+            ("patch", "writepathreports.writepath.dev"),
         ] {
             assert!(
                 can(verb, resource, None),
@@ -725,6 +724,8 @@ mod real_cluster {
             ("patch", "deployments.apps"),
             ("list", "replicasets.apps"),
             ("delete", "writepathreports.writepath.dev"),
+            ("get", "writepathreports.writepath.dev"),
+            ("update", "writepathreports.writepath.dev"),
             ("create", "clusterroles.rbac.authorization.k8s.io"),
             (
                 "create",

@@ -1,6 +1,7 @@
 //! The agent's publisher: keeps one `WritePathReport` per workload and node up to date in the
-//! API. Objects whose content changed are queued; [`Publisher::flush`] creates or replaces
-//! them, re-reading on 409 conflicts, and keeps failed ones queued with exponential backoff
+//! API. Objects whose content changed are queued; [`Publisher::flush`] writes them with
+//! server-side apply (one request, field manager `writepath-agent`, forced: the agent owns its
+//! reports), and keeps failed ones queued with exponential backoff
 //! and jitter (the latest content wins, nothing is dropped while the API is away). Every
 //! request has a deadline ([`REQUEST_TIMEOUT`]): a stalled API server is a failure like any
 //! other. An object whose namespace is gone is set aside for [`GONE_RETRY`] (its workload went
@@ -12,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams};
 use kube::Api;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -29,8 +30,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const GONE_RETRY: Duration = Duration::from_secs(600);
 /// How often the publisher task looks for due retries while objects are queued.
 const RETRY_POLL: Duration = Duration::from_secs(1);
-/// Conflicts retried in one attempt before giving up until the next one.
-const CONFLICT_RETRIES: usize = 5;
 /// Field manager name in the objects' managedFields.
 pub const FIELD_MANAGER: &str = "writepath-agent";
 
@@ -58,16 +57,6 @@ pub enum Error {
         /// The deadline.
         after: Duration,
     },
-    /// Every attempt met a newer version written by someone else.
-    #[error(
-        "failed to publish {namespace}/{name}: still conflicting after {CONFLICT_RETRIES} tries"
-    )]
-    Conflict {
-        /// Namespace.
-        namespace: String,
-        /// Object name.
-        name: String,
-    },
 }
 
 /// Every label [`Error::metric_label`] gives, and `namespace_gone` (an object set aside): the
@@ -78,7 +67,6 @@ pub const METRIC_LABELS: &[&str] = &[
     "rejected",
     "transport",
     "timeout",
-    "conflict",
     "namespace_gone",
 ];
 
@@ -100,7 +88,6 @@ impl Error {
             } => "rejected",
             Error::Api { .. } => "transport",
             Error::Timeout { .. } => "timeout",
-            Error::Conflict { .. } => "conflict",
         }
     }
 }
@@ -339,45 +326,22 @@ fn comparable(o: &WritePathReport) -> serde_json::Value {
     v
 }
 
-/// Creates or replaces the object: create when absent; replace with the current
-/// resourceVersion when present; on 409 (created meanwhile, or replaced by someone else) read
-/// again and retry.
+/// Writes the object with server-side apply: one request, whether the object exists or not;
+/// forced, since the agent owns its reports (a field another manager set is taken over).
 pub async fn put(client: &kube::Client, object: &WritePathReport) -> Result<()> {
     let (namespace, name) = key(object);
     let api: Api<WritePathReport> = Api::namespaced(client.clone(), &namespace);
-    let pp = PostParams {
-        dry_run: false,
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
-    let err = |source| Error::Api {
-        namespace: namespace.clone(),
-        name: name.clone(),
-        source,
-    };
-    for _ in 0..CONFLICT_RETRIES {
-        let current = api.get_opt(&name).await.map_err(err)?;
-        let result = match current {
-            None => {
-                let mut o = object.clone();
-                o.metadata.resource_version = None;
-                api.create(&pp, &o).await.map(|_| ())
-            }
-            Some(current) => {
-                let mut o = object.clone();
-                o.metadata.resource_version = current.metadata.resource_version;
-                api.replace(&name, &pp, &o).await.map(|_| ())
-            }
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                tracing::debug!(namespace = %namespace, name = %name, "conflict; reading again");
-                continue;
-            }
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Err(Error::Conflict { namespace, name })
+    let mut o = object.clone();
+    o.metadata.resource_version = None;
+    o.metadata.managed_fields = None;
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&o))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Api {
+            namespace,
+            name,
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -456,27 +420,31 @@ mod tests {
             .filter(|r| r.contains("writepathreports"))
             .map(|r| r.split(' ').next().unwrap().to_string())
             .collect();
-        assert_eq!(methods, ["GET", "POST", "GET", "PUT"]);
+        assert_eq!(methods, ["PATCH", "PATCH"], "one server-side apply per write");
+        assert!(
+            server
+                .requests()
+                .iter()
+                .all(|r| !r.contains("writepathreports") || r.contains("fieldManager=writepath-agent")),
+            "{:?}",
+            server.requests()
+        );
     }
 
     #[tokio::test]
-    async fn conflicts_are_read_again() {
+    async fn apply_takes_over_what_someone_else_wrote() {
         let server = TestServer::start().await;
         let client = server.client();
-        // Someone else wrote the object in between our read and our write: 409 on PUT.
         put(&client, &object(&["/tmp/a"])).await.unwrap();
-        server.fail(Some(Method::PUT), "deployment-web-node-1", 409, 2);
+        // Someone else changed the report in between: the agent's next apply wins, in one
+        // request, with no read and no conflict.
+        let mut other = server.get(COLLECTION, "shop", "deployment-web-node-1").unwrap();
+        other["spec"]["report"]["targets"][0]["writes"] = serde_json::json!([{"path": "/x", "count": 1}]);
+        server.put(COLLECTION, other);
+        let before = server.requests().len();
         put(&client, &object(&["/tmp/b"])).await.unwrap();
         assert_eq!(stored_paths(&server), ["/tmp/b"]);
-        // Created by another writer between our GET (404) and our POST: 409 AlreadyExists.
-        server.delete(COLLECTION, "shop", "deployment-web-node-1");
-        server.fail(Some(Method::POST), "writepathreports", 409, 1);
-        put(&client, &object(&["/tmp/c"])).await.unwrap();
-        assert_eq!(stored_paths(&server), ["/tmp/c"]);
-        // Endless conflicts end in an error, not a loop.
-        server.fail(Some(Method::PUT), "deployment-web-node-1", 409, 100);
-        let e = put(&client, &object(&["/tmp/d"])).await.unwrap_err();
-        assert_eq!(e.metric_label(), "conflict", "{e}");
+        assert_eq!(server.requests().len() - before, 1);
     }
 
     #[tokio::test]

@@ -413,6 +413,12 @@ impl Ctx {
         let Some(target) = parse_path(&path) else {
             return status(404, "NotFound", "no such path");
         };
+        let content_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return status(400, "BadRequest", "unreadable body"),
@@ -484,6 +490,31 @@ impl Ctx {
                 drop(s);
                 self.changed.send_modify(|g| *g += 1);
                 json_response(StatusCode::OK, &stored)
+            }
+            (&Method::PATCH, Some(name)) if content_type.starts_with("application/apply-patch") => {
+                // Server-side apply, as a single field manager that owns every field sees it:
+                // the object is created, or its labels and spec are replaced. Like the real
+                // server, a field manager is required.
+                if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                    return status(400, "BadRequest", "fieldManager is required for apply");
+                }
+                let Ok(applied) = serde_json::from_slice::<Value>(&body) else {
+                    return status(400, "BadRequest", "not json");
+                };
+                let mut s = lock(&self.store);
+                let key = (target.collection.clone(), ns.clone(), name.clone());
+                let (code, object) = match s.objects.get(&key).cloned() {
+                    None => (StatusCode::CREATED, applied),
+                    Some(mut current) => {
+                        current["metadata"]["labels"] = applied["metadata"]["labels"].clone();
+                        current["spec"] = applied["spec"].clone();
+                        (StatusCode::OK, current)
+                    }
+                };
+                let stored = s.upsert(&target.collection, &ns, object);
+                drop(s);
+                self.changed.send_modify(|g| *g += 1);
+                json_response(code, &stored)
             }
             (&Method::PATCH, Some(name)) => {
                 let Ok(patch) = serde_json::from_slice::<Value>(&body) else {

@@ -331,7 +331,7 @@ mod tests {
             ..Default::default()
         });
         m.set_targets(3, 1);
-        m.add_published(2, &["server", "server", "conflict"]);
+        m.add_published(2, &["server", "server", "timeout"]);
         let t = m.render();
         for line in [
             "writepath_events_emitted_total 7",
@@ -340,7 +340,7 @@ mod tests {
             "writepath_watched_containers 3",
             "writepath_published_total 2",
             "writepath_publish_errors_total{reason=\"server\"} 2",
-            "writepath_publish_errors_total{reason=\"conflict\"} 1",
+            "writepath_publish_errors_total{reason=\"timeout\"} 1",
             "# TYPE writepath_events_dropped_total counter",
         ] {
             assert!(t.lines().any(|l| l == line), "{line} missing:\n{t}");
