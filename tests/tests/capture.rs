@@ -723,3 +723,35 @@ fn every_syscall_kind(extra: &[&str]) {
         expect.len()
     );
 }
+
+/// Issue 11 #3: a writer that exits right after its write is gone before the recorder drains
+/// its record; what the written directory held must still be seen (10 entries here), and the
+/// suggestion must not say it hides nothing.
+#[test]
+fn image_content_is_seen_when_the_writer_exits_at_once() {
+    if !privileged("image_content_is_seen_when_the_writer_exits_at_once") {
+        return;
+    }
+    let d = scratch_dir("shadow");
+    let dp = d.path();
+    for i in 0..10 {
+        std::fs::write(dp.join(format!("dotfile{i}")), b"x").unwrap();
+    }
+    let r = record_ops("shadow", &[format!("open:{}", p(dp, "new"))]);
+    assert_recorded(&r, &p(dp, "new"), OpName::Create);
+    let dir = dp.display().to_string();
+    let content = r.targets[0]
+        .directories
+        .iter()
+        .find(|c| c.path.to_string() == dir)
+        .unwrap_or_else(|| panic!("{dir} not examined: {:?}", r.targets[0].directories));
+    assert!(content.existed);
+    assert_eq!(content.image_entries, 10, "{content:?}");
+    let s = writepath::suggest::suggest(std::slice::from_ref(&r));
+    let v = s.containers[0]
+        .volumes
+        .iter()
+        .find(|v| v.mount_path.to_string() == dir)
+        .unwrap_or_else(|| panic!("no volume at {dir}: {:?}", s.containers[0].volumes));
+    assert_eq!(v.shadowing.as_ref().map(|s| s.image_entries), Some(10));
+}

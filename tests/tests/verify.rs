@@ -184,3 +184,36 @@ fn verify_keeps_mounts_below_an_overlaid_directory() {
     assert!(!std::path::Path::new(&format!("{base}/new")).exists());
     assert!(!std::path::Path::new(&format!("{base}/.writepath-upper")).exists());
 }
+
+/// Issue 11 #10: a `--mount` over a directory with content hides it from the command; verify
+/// passes (nothing failed) but says what the command did not see.
+#[test]
+fn verify_warns_when_a_volume_hides_host_content() {
+    if !privileged("verify_warns_when_a_volume_hides_host_content") {
+        return;
+    }
+    let d = scratch_dir("verify-hidden");
+    let dir = d.path().display().to_string();
+    for name in ["a", "b", "c"] {
+        std::fs::write(d.path().join(name), b"x").unwrap();
+    }
+    let script = format!("ls -A {dir} | wc -l > /dev/stderr; echo x > {dir}/new");
+    let out = Command::new(writepath_bin())
+        .args(["verify", "--mount", &dir, "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{out:?}");
+    assert!(
+        stdout.contains(&format!(
+            "warning: the tmpfs at {dir} hides 3 entries the host has there"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified: 1 volumes, 0 failing writes"),
+        "{stdout}"
+    );
+    // The command saw the empty tmpfs, and the host's directory is untouched.
+    assert!(!d.path().join("new").exists());
+}

@@ -127,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
     };
-    let outcome = Outcome::from_report(&report, &volumes);
+    let outcome = Outcome::from_report(&report, &volumes).hidden_content(verify::host_entries);
     let mut out = std::io::stdout().lock();
     match args.output {
         Output::Json => {

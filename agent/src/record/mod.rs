@@ -86,6 +86,10 @@ struct TargetState {
     /// The first mount namespace other than the recorder's that wrote in this cgroup: the
     /// target is a container, and writes from the host's namespace are its runtime's set-up.
     container_ns: u64,
+    /// What each written-to directory held when its first write was recorded, through `root`
+    /// (at most [`resolve::MAX_DIRECTORIES`]): the end of a recording may come after the
+    /// container and its root are gone.
+    listings: HashMap<RawPath, resolve::Listing>,
 }
 
 struct KeyState {
@@ -169,6 +173,7 @@ impl Recorder {
             root: None,
             root_ns: 0,
             container_ns: 0,
+            listings: HashMap::new(),
         });
     }
 
@@ -216,6 +221,7 @@ impl Recorder {
                     root: None,
                     root_ns: 0,
                     container_ns: 0,
+                    listings: HashMap::new(),
                 },
             );
         }
@@ -245,9 +251,22 @@ impl Recorder {
         // on the host's root is replaced by the first one from the container's namespace.
         let better_root = from_container && target.root_ns != h.mnt_ns;
         if target.root.is_none() || better_root {
-            if let Some(root) = resolve::open_root(pid) {
+            // The writer may be gone already (it exited right after the write): then another
+            // process of its cgroup in its namespace, or, for the recorder's own namespace,
+            // the recorder's root, shows the same files.
+            let root = resolve::open_root(pid).or_else(|| {
+                fallback_root(
+                    &self.cgroup_root,
+                    &target.cgroup.path,
+                    h.mnt_ns,
+                    self.host_ns,
+                )
+            });
+            if let Some(root) = root {
                 target.root = Some(root);
                 target.root_ns = h.mnt_ns;
+                // Listings through a root that is not the container's are not its image.
+                target.listings.clear();
             }
         }
         if target.mounts.is_empty() || (h.mnt_ns != 0 && target.mnt_ns != h.mnt_ns) {
@@ -337,6 +356,7 @@ impl Recorder {
             paths.push(p);
             self.collapsed += u64::from(c);
         }
+        list_new_directories(target, &paths);
         self.keys.insert(
             h.key,
             KeyState {
@@ -422,7 +442,8 @@ impl Recorder {
             .targets
             .values()
             .map(|t| {
-                let directories = resolve::directory_contents(t.root.as_ref(), &t.writes);
+                let directories =
+                    resolve::directory_contents(t.root.as_ref(), &t.listings, &t.writes);
                 let symlinks = resolve::symlinks(t.root.as_ref(), &t.writes);
                 let sizes = resolve::sizes(t.root.as_ref(), &t.writes);
                 let mut writes: Vec<Write> = t
@@ -481,6 +502,52 @@ const RUNTIME_INIT_COMMS: &[&[u8]] = &[
 fn is_runtime_setup(comm: &[u8; 16]) -> bool {
     let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
     RUNTIME_INIT_COMMS.contains(&&comm[..end])
+}
+
+/// Lists the directories holding `paths` (and their ancestors) that are not listed yet, while
+/// the target's root still shows them (see [`TargetState::listings`]).
+fn list_new_directories(target: &mut TargetState, paths: &[RawPath]) {
+    let Some(root) = target.root.as_ref() else {
+        return;
+    };
+    for path in paths {
+        let mut d = path.parent();
+        while d.depth() > 0
+            && target.listings.len() < resolve::MAX_DIRECTORIES
+            && !target.listings.contains_key(&d)
+        {
+            // A directory not there yet (made later) is tried again at its next write.
+            if let Some(listing) = resolve::list_dir(root, &d) {
+                target.listings.insert(d.clone(), listing);
+            }
+            d = d.parent();
+        }
+    }
+}
+
+/// A root showing what a gone writer saw: a live process of its cgroup in the same mount
+/// namespace, else the recorder's own root when the writer was in the recorder's namespace.
+fn fallback_root(cgroup_root: &Path, cgroup: &str, mnt_ns: u64, host_ns: u64) -> Option<OwnedFd> {
+    if mnt_ns == 0 {
+        return None;
+    }
+    // An unnamed cgroup would read the root cgroup's processes: not the writer's.
+    let procs = match cgroup.trim_start_matches('/') {
+        "" => String::new(),
+        rel => {
+            std::fs::read_to_string(cgroup_root.join(rel).join("cgroup.procs")).unwrap_or_default()
+        }
+    };
+    let from_cgroup = procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|pid| mounts::mnt_ns_of(*pid) == Some(mnt_ns))
+        .find_map(resolve::open_root);
+    from_cgroup.or_else(|| {
+        (mnt_ns == host_ns)
+            .then(|| resolve::open_root(std::process::id()))
+            .flatten()
+    })
 }
 
 /// What every path of one record shares.

@@ -12,7 +12,7 @@ use crate::path::RawPath;
 use crate::report::{DirectoryContent, Symlink};
 
 /// Directories examined per target at the end of a recording.
-const MAX_DIRECTORIES: usize = 512;
+pub(super) const MAX_DIRECTORIES: usize = 512;
 /// Entries read per directory.
 const MAX_ENTRIES: usize = 10_000;
 /// Entry names kept as a sample.
@@ -153,13 +153,71 @@ pub fn open_root(pid: u32) -> Option<OwnedFd> {
     .ok()
 }
 
-/// For each directory that holds a written path (and its ancestors), what is there now that
-/// the target did not create: the image's own content an emptyDir would hide.
+/// Entry names kept per early listing; beyond them entries are only counted.
+const LISTED_NAMES: usize = 1024;
+
+/// What a directory held when the recorder first met a write in it, read through the target's
+/// root while the writer's view is surely there (its container may be gone at the end).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Listing {
+    /// Entry names (without `.` and `..`), at most [`LISTED_NAMES`].
+    names: Vec<Vec<u8>>,
+    /// Entries beyond those names.
+    more: u64,
+}
+
+/// Lists `dir` (absolute, as the target sees it) below `root`; `None` when it cannot be opened.
+pub(super) fn list_dir(root: &OwnedFd, dir: &RawPath) -> Option<Listing> {
+    let fd = open_dir(root, dir)?;
+    let mut it = rustix::fs::Dir::read_from(&fd).ok()?;
+    let mut listing = Listing::default();
+    let mut n = 0;
+    while let Some(Ok(e)) = it.next() {
+        n += 1;
+        if n > MAX_ENTRIES {
+            break;
+        }
+        let name = e.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if listing.names.len() < LISTED_NAMES {
+            listing.names.push(name.to_vec());
+        } else {
+            listing.more += 1;
+        }
+    }
+    Some(listing)
+}
+
+fn open_dir(root: &OwnedFd, dir: &RawPath) -> Option<OwnedFd> {
+    let rel = dir
+        .as_bytes()
+        .get(1..)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(b".");
+    rustix::fs::openat2(
+        root.as_fd(),
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+    .ok()
+}
+
+/// For each directory that holds a written path (and its ancestors), what it held that the
+/// target did not create: the image's own content an emptyDir would hide. A directory listed
+/// when its first write was recorded (`early`) is described from that listing; others are
+/// looked at now, through `root`.
 pub(super) fn directory_contents(
     root: Option<&OwnedFd>,
+    early: &HashMap<RawPath, Listing>,
     writes: &HashMap<RawPath, WriteState>,
 ) -> Vec<DirectoryContent> {
-    let Some(root) = root else { return Vec::new() };
+    if root.is_none() && early.is_empty() {
+        return Vec::new();
+    }
     // Names the target created, per directory; directories it made.
     let mut created: BTreeMap<RawPath, BTreeSet<Vec<u8>>> = BTreeMap::new();
     let mut made: BTreeSet<RawPath> = BTreeSet::new();
@@ -191,28 +249,16 @@ pub(super) fn directory_contents(
     }
     dirs.into_iter()
         .filter_map(|dir| {
-            let rel = &dir.as_bytes()[1..];
-            let fd = rustix::fs::openat2(
-                root.as_fd(),
-                rel,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT,
-            )
-            .ok();
+            let listing = early
+                .get(&dir)
+                .cloned()
+                .or_else(|| root.and_then(|r| list_dir(r, &dir)));
             let mine = created.get(&dir);
             let mut entries = 0u64;
             let mut sample = Vec::new();
-            if let Some(fd) = fd {
-                let mut it = rustix::fs::Dir::read_from(&fd).ok()?;
-                let mut n = 0;
-                while let Some(Ok(e)) = it.next() {
-                    n += 1;
-                    if n > MAX_ENTRIES {
-                        break;
-                    }
-                    let name = e.file_name().to_bytes();
-                    if name == b"." || name == b".." || mine.is_some_and(|m| m.contains(name)) {
+            if let Some(listing) = listing {
+                for name in &listing.names {
+                    if mine.is_some_and(|m| m.contains(name)) {
                         continue;
                     }
                     entries += 1;
@@ -220,6 +266,7 @@ pub(super) fn directory_contents(
                         sample.push(RawPath::resolve(&dir, name));
                     }
                 }
+                entries += listing.more;
             } else if !made.contains(&dir) {
                 // Gone now and not made by the target: nothing to say.
                 return None;

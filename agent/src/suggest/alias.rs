@@ -88,21 +88,23 @@ impl Aliases {
 /// Whether the operations of a write follow a link at the written path itself (open-like
 /// calls do; calls that create, remove or rename the name act on the link).
 pub fn follows_leaf(w: &Write) -> bool {
-    !w.ops.is_empty()
-        && w.ops.iter().all(|op| {
-            matches!(
-                op,
-                OpName::OpenWrite
-                    | OpName::Append
-                    | OpName::Create
-                    | OpName::Truncate
-                    | OpName::Chmod
-                    | OpName::Chown
-                    | OpName::Utimes
-                    | OpName::Setxattr
-                    | OpName::Removexattr
-            )
-        })
+    !w.ops.is_empty() && w.ops.iter().all(|op| follows_leaf_op(*op))
+}
+
+/// Whether one operation follows a link at the written path itself.
+pub fn follows_leaf_op(op: OpName) -> bool {
+    matches!(
+        op,
+        OpName::OpenWrite
+            | OpName::Append
+            | OpName::Create
+            | OpName::Truncate
+            | OpName::Chmod
+            | OpName::Chown
+            | OpName::Utimes
+            | OpName::Setxattr
+            | OpName::Removexattr
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use crate::path::RawPath;
 use crate::report::{Mount, Write};
 use crate::suggest::aggregate::WriteSet;
-use crate::suggest::alias::{follows_leaf, Aliases};
+use crate::suggest::alias::{follows_leaf, follows_leaf_op, Aliases};
 
 /// Files kubelet bind-mounts into every container. Outside Kubernetes, Docker mounts the first
 /// three too; see `docs/suggestions.md`.
@@ -57,14 +57,27 @@ pub fn classify_all<'a>(set: &'a WriteSet, aliases: &Aliases) -> Vec<Classified<
         .any(|(p, m)| p.as_bytes() == b"/" && m.read_only);
     set.writes
         .values()
-        .map(|w| {
+        .flat_map(|w| {
             let canonical = aliases.canonical(&w.path, follows_leaf(w));
-            let placement = classify(w, &canonical, aliases, &mounts, root_read_only);
-            Classified {
+            let mut out = vec![Classified {
                 write: w,
+                placement: classify(w, &canonical, aliases, &mounts, root_read_only),
                 canonical,
-                placement,
+            }];
+            // One recorded path, two places: a link made there (`symlink`, acting on the
+            // name) and then opened (following it, `symlink("/tmp/x", "lnk"); open("lnk")`).
+            // The name's directory is needed for the link, the link's target for the open.
+            if !follows_leaf(w) && w.ops.iter().any(|op| follows_leaf_op(*op)) {
+                let through = aliases.canonical(&w.path, true);
+                if through != out[0].canonical {
+                    out.push(Classified {
+                        write: w,
+                        placement: classify(w, &through, aliases, &mounts, root_read_only),
+                        canonical: through,
+                    });
+                }
             }
+            out
         })
         .collect()
 }

@@ -51,8 +51,10 @@ pub fn volume(
             size_limit: None,
         },
     };
-    let shadowing = index
-        .content(&anchor.path)
+    let content = index.content(&anchor.path);
+    // Not seen in the image, and not made by the workload: what it holds is unknown.
+    let shadowing_unknown = content.is_none() && index.existed(&anchor.path);
+    let shadowing = content
         .filter(|d| d.existed && d.image_entries > 0)
         .map(|d| Shadowing {
             image_entries: d.image_entries,
@@ -71,6 +73,7 @@ pub fn volume(
         purpose,
         evidence: evidence(&anchor.writes),
         shadowing,
+        shadowing_unknown,
         failed_writes,
         alternatives: alternatives(&anchor.path, purpose, &anchor.writes),
     }
@@ -130,12 +133,15 @@ pub fn is_home(p: &RawPath) -> bool {
 pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     let comps = components(dir);
     let has = |names: &[&str]| comps.iter().any(|c| names.contains(&c.as_str()));
+    // What the files are says more than a temp directory's name: a database, a git
+    // repository or a virtual environment in /var/tmp is not temporary.
+    let content = content_purpose(writes);
     if has(&["tmp", "temp", ".tmp"])
         || comps
             .iter()
             .any(|c| c.ends_with("_temp") || c.ends_with("-tmp"))
     {
-        return Purpose::Temp;
+        return content.unwrap_or(Purpose::Temp);
     }
     if comps.first().is_some_and(|c| c == "run") || has(&["run", "lock", "locks", "sockets"]) {
         return Purpose::Run;
@@ -155,8 +161,11 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     ]) {
         return Purpose::Cache;
     }
-    if has(DATA_NAMES) || writes.iter().any(|c| looks_like_data(&c.canonical)) {
+    if has(DATA_NAMES) {
         return Purpose::Data;
+    }
+    if let Some(p) = content {
+        return p;
     }
     if is_home(dir) || is_home(&dir.parent()) {
         return Purpose::Home;
@@ -174,11 +183,66 @@ pub fn purpose(dir: &RawPath, writes: &[&Classified<'_>]) -> Purpose {
     if binds || share(&|n| n.ends_with(".pid") || n.ends_with(".sock") || n.ends_with(".lock")) {
         return Purpose::Run;
     }
+    if saved_by_rename(writes) {
+        return Purpose::Data;
+    }
     if transient(writes) {
         Purpose::Temp
     } else {
         Purpose::Cache
     }
+}
+
+/// A purpose the written files themselves give away, whatever the directory is called:
+/// database files (by extension, or a SQLite `-journal`/`-wal`/`-shm` file beside its
+/// database) are data; a git repository (`.git`), a Python virtual environment
+/// (`pyvenv.cfg`), installed packages (`site-packages`, `node_modules`) are a cache the
+/// workload can fetch or build again.
+fn content_purpose(writes: &[&Classified<'_>]) -> Option<Purpose> {
+    let names: BTreeSet<&[u8]> = writes.iter().map(|c| c.canonical.as_bytes()).collect();
+    let database = writes.iter().any(|c| {
+        let p = c.canonical.as_bytes();
+        looks_like_data(&c.canonical)
+            || [&b"-journal"[..], b"-wal", b"-shm"].iter().any(|suffix| {
+                p.strip_suffix(*suffix)
+                    .is_some_and(|db| !db.is_empty() && names.contains(db))
+            })
+    });
+    if database {
+        return Some(Purpose::Data);
+    }
+    let fetched = writes.iter().any(|c| {
+        c.canonical.file_name() == b"pyvenv.cfg"
+            || components(&c.canonical)
+                .iter()
+                .any(|n| n == ".git" || n == "site-packages" || n == "node_modules")
+    });
+    fetched.then_some(Purpose::Cache)
+}
+
+/// Whether a file is saved by writing a temporary beside it and renaming it over the name
+/// (`state.json.tmp` -> `state.json`), the way state meant to survive is saved. A temporary
+/// with an unrelated name (`sed -i`'s `sedXXXXXX`) is an edit, not a save.
+fn saved_by_rename(writes: &[&Classified<'_>]) -> bool {
+    writes.iter().any(|c| {
+        let w = c.write;
+        if !w.ops.contains(&OpName::RenameTo) || w.ops.iter().any(|op| op.removes_entry()) {
+            return false;
+        }
+        let name = c.canonical.file_name();
+        w.related.iter().any(|from| {
+            let from_name = from.file_name();
+            from.parent() == w.path.parent()
+                && from_name != name
+                && [from_name, from_name.strip_prefix(b".").unwrap_or(from_name)]
+                    .iter()
+                    .any(|f| {
+                        f.strip_prefix(name).is_some_and(|rest| {
+                            rest.first() == Some(&b'.') || rest.first() == Some(&b'~')
+                        })
+                    })
+        })
+    })
 }
 
 /// Directory names that hold data that should survive a restart: generic names and the data
@@ -279,7 +343,8 @@ fn alternatives(dir: &RawPath, purpose: Purpose, writes: &[&Classified<'_>]) -> 
         Purpose::Temp if jvm => out.push(format!(
             "-Djava.io.tmpdir=DIR moves the JVM's temporary files out of {dir}; -XX:-UsePerfData stops the hsperfdata files"
         )),
-        Purpose::Temp => out.push(format!("TMPDIR=DIR moves most programs' temporary files out of {dir}")),
+        // TMPDIR only moves what programs put in the default temp directories.
+        Purpose::Temp if in_default_temp(dir) => out.push(format!("TMPDIR=DIR moves most programs' temporary files out of {dir}")),
         Purpose::Data => out.push(
             "an emptyDir is enough if the data may be lost with the pod (it survives container restarts)".to_string(),
         ),
@@ -294,6 +359,14 @@ fn alternatives(dir: &RawPath, purpose: Purpose, writes: &[&Classified<'_>]) -> 
         out.push("npm_config_cache=DIR moves npm's cache and debug logs; or run `node` directly instead of `npm`".into());
     }
     out
+}
+
+/// Whether a directory is `/tmp` or `/var/tmp` or lies below one: where programs put their
+/// temporary files when `TMPDIR` is not set.
+fn in_default_temp(dir: &RawPath) -> bool {
+    ["/tmp", "/var/tmp"]
+        .iter()
+        .any(|t| dir.starts_with(&RawPath::from(*t)))
 }
 
 /// Whether a directory lies below a home directory.

@@ -73,6 +73,11 @@ pub struct VolumeSuggestion {
     /// What the image already has at `mount_path` (an emptyDir would hide it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadowing: Option<Shadowing>,
+    /// True when the recorder could not look at the directory in the image (the writer was
+    /// gone, or the report is from a recorder that did not look): whether an emptyDir hides
+    /// anything there is unknown. Absent (false) when it was seen or the workload made it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadowing_unknown: bool,
     /// Writes into this directory that already fail with EROFS today ("missing volume").
     #[serde(default)]
     pub failed_writes: u64,
@@ -94,6 +99,7 @@ impl VolumeSuggestion {
             purpose,
             evidence: Evidence::default(),
             shadowing: None,
+            shadowing_unknown: false,
             failed_writes: 0,
             alternatives: Vec::new(),
         }

@@ -103,6 +103,7 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
         for v in &c.volumes {
             let hidden = match &v.shadowing {
                 Some(sh) => format!("hides {}", entries(sh.image_entries)),
+                None if v.shadowing_unknown => "unknown".to_string(),
                 None => "-".to_string(),
             };
             rows.push(vec![
@@ -150,15 +151,25 @@ fn container(out: &mut String, c: &ContainerSuggestions) {
             );
         }
     }
-    let shadowed: Vec<&VolumeSuggestion> =
-        c.volumes.iter().filter(|v| v.shadowing.is_some()).collect();
+    let shadowed: Vec<&VolumeSuggestion> = c
+        .volumes
+        .iter()
+        .filter(|v| v.shadowing.is_some() || v.shadowing_unknown)
+        .collect();
     if !shadowed.is_empty() {
         out.push_str(
             "  image content an emptyDir would hide:
 ",
         );
         for v in shadowed {
-            let Some(sh) = &v.shadowing else { continue };
+            let Some(sh) = &v.shadowing else {
+                let _ = writeln!(
+                    out,
+                    "    {}: unknown (the recorder could not look at it in the image); check the image before mounting an emptyDir here",
+                    v.mount_path
+                );
+                continue;
+            };
             let sample: Vec<String> = sh.sample.iter().map(RawPath::to_string).collect();
             let remedies: Vec<String> = sh.remedies.iter().map(|r| remedy(r)).collect();
             let _ = writeln!(

@@ -402,3 +402,213 @@ fn lost_events_are_a_warning() {
         "{table}"
     );
 }
+
+/// The volume's JSON, to check fields added after the first format.
+fn json_of(c: &ContainerSuggestions, mount: &str) -> serde_json::Value {
+    let v = c
+        .volumes
+        .iter()
+        .find(|v| v.mount_path.to_string() == mount)
+        .unwrap_or_else(|| panic!("no volume at {mount}: {:?}", mounts(c)));
+    serde_json::to_value(v).unwrap()
+}
+
+/// The IMAGE CONTENT cell of the table row of `mount`.
+fn image_content_cell(c: &ContainerSuggestions, mount: &str) -> String {
+    let table = crate::suggest::table::render_table(&crate::suggest::Suggestions {
+        version: 1,
+        containers: vec![c.clone()],
+    });
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{mount} ")))
+        .unwrap_or_else(|| panic!("no row for {mount} in\n{table}"));
+    row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn image_content_the_recorder_could_not_see_is_unknown_not_empty() {
+    // The writer was gone before the recorder could look at /root: no directories.
+    let unseen = one(target(
+        vec![w("/root/.bash_history", &[OpName::Append])],
+        vec![],
+    ));
+    assert_eq!(mounts(&unseen), ["/root"]);
+    assert_eq!(image_content_cell(&unseen, "/root"), "unknown");
+    assert_eq!(json_of(&unseen, "/root")["shadowing_unknown"], true);
+    assert!(unseen.volumes[0].shadowing.is_none());
+    let table = crate::suggest::table::render_table(&crate::suggest::Suggestions {
+        version: 1,
+        containers: vec![unseen.clone()],
+    });
+    assert!(
+        table.contains("/root: unknown (the recorder could not look at it in the image)"),
+        "{table}"
+    );
+
+    // Seen and empty: nothing hidden, and known.
+    let empty = one(target(
+        vec![w("/root/.bash_history", &[OpName::Append])],
+        vec![dir("/root", true, 0)],
+    ));
+    assert_eq!(image_content_cell(&empty, "/root"), "-");
+    assert!(json_of(&empty, "/root").get("shadowing_unknown").is_none());
+
+    // Seen with content: the count.
+    let full = one(target(
+        vec![w("/root/.bash_history", &[OpName::Append])],
+        vec![dir("/root", true, 10)],
+    ));
+    assert_eq!(image_content_cell(&full, "/root"), "hides 10 image entries");
+
+    // A directory the workload made itself held nothing of the image, seen or not.
+    let made = one(target(
+        vec![
+            w("/srv/app", &[OpName::Mkdir]),
+            w("/srv/app/state", &[OpName::Create]),
+        ],
+        vec![],
+    ));
+    assert_eq!(mounts(&made), ["/srv/app"]);
+    assert_eq!(image_content_cell(&made, "/srv/app"), "-");
+}
+
+#[test]
+fn writes_through_a_link_the_workload_made_need_the_link_target_directory() {
+    // symlink("/tmp/x", "lnk") in /app, then open("lnk", O_WRONLY|O_CREAT): one recorded path
+    // with both operations. Making the link needs /app; the open writes /tmp/x.
+    let mut lnk = w("/app/lnk", &[OpName::Create, OpName::Symlink]);
+    lnk.related = vec![RawPath::from("/tmp/x")];
+    let c = one(target(
+        vec![lnk],
+        vec![dir("/app", true, 2), dir("/tmp", true, 0)],
+    ));
+    assert_eq!(mounts(&c), ["/app", "/tmp"]);
+    // A relative link content resolves against the link's directory.
+    let mut rel = w("/app/lnk", &[OpName::Create, OpName::Symlink]);
+    rel.related = vec![RawPath::from("../var/tmp/x")];
+    let c = one(target(
+        vec![rel],
+        vec![dir("/app", true, 2), dir("/var/tmp", true, 0)],
+    ));
+    assert_eq!(mounts(&c), ["/app", "/var/tmp"]);
+}
+
+fn purpose_at(c: &ContainerSuggestions, mount: &str) -> Purpose {
+    c.volumes
+        .iter()
+        .find(|v| v.mount_path.to_string() == mount)
+        .unwrap_or_else(|| panic!("no volume at {mount}: {:?}", mounts(c)))
+        .purpose
+}
+
+fn offers_tmpdir(c: &ContainerSuggestions, mount: &str) -> bool {
+    c.volumes
+        .iter()
+        .find(|v| v.mount_path.to_string() == mount)
+        .unwrap()
+        .alternatives
+        .iter()
+        .any(|a| a.contains("TMPDIR"))
+}
+
+#[test]
+fn purpose_comes_from_what_is_written_not_only_from_the_directory_name() {
+    let tmp = || dir("/var/tmp", true, 0);
+    // A git repository cloned into /var/tmp: the workload can clone it again.
+    let git = one(target(
+        vec![
+            w("/var/tmp/repo", &[OpName::Mkdir]),
+            w("/var/tmp/repo/.git", &[OpName::Mkdir]),
+            w("/var/tmp/repo/.git/HEAD", &[OpName::Create]),
+            w("/var/tmp/repo/.git/config", &[OpName::Create]),
+            w(
+                "/var/tmp/repo/.git/objects/pack/pack-1a2b.pack",
+                &[OpName::Create],
+            ),
+            w("/var/tmp/repo/README.md", &[OpName::Create]),
+        ],
+        vec![tmp()],
+    ));
+    assert_eq!(mounts(&git), ["/var/tmp"]);
+    assert_eq!(purpose_at(&git, "/var/tmp"), Purpose::Cache);
+    assert!(!offers_tmpdir(&git, "/var/tmp"));
+
+    // A SQLite database with its rollback journal: data.
+    let sqlite = one(target(
+        vec![
+            w("/var/tmp/app.db", &[OpName::Create]),
+            w("/var/tmp/app.db-journal", &[OpName::Create, OpName::Unlink]),
+        ],
+        vec![tmp()],
+    ));
+    assert_eq!(purpose_at(&sqlite, "/var/tmp"), Purpose::Data);
+    assert!(matches!(
+        sqlite.volumes[0].volume,
+        VolumeKind::PersistentVolumeClaim { .. }
+    ));
+    assert!(!offers_tmpdir(&sqlite, "/var/tmp"));
+    // Even without an extension the journal gives the database away.
+    let journal = one(target(
+        vec![
+            w("/var/tmp/state", &[OpName::Create]),
+            w("/var/tmp/state-wal", &[OpName::Create]),
+            w("/var/tmp/state-shm", &[OpName::Create]),
+        ],
+        vec![tmp()],
+    ));
+    assert_eq!(purpose_at(&journal, "/var/tmp"), Purpose::Data);
+
+    // A Python virtual environment: installed packages, rebuilt by pip.
+    let venv = one(target(
+        vec![
+            w("/var/tmp/venv", &[OpName::Mkdir]),
+            w("/var/tmp/venv/pyvenv.cfg", &[OpName::Create]),
+            w("/var/tmp/venv/bin", &[OpName::Mkdir]),
+            w("/var/tmp/venv/bin/python3", &[OpName::Symlink]),
+            w(
+                "/var/tmp/venv/lib/python3.11/site-packages/six.py",
+                &[OpName::Create],
+            ),
+        ],
+        vec![tmp()],
+    ));
+    assert_eq!(purpose_at(&venv, "/var/tmp"), Purpose::Cache);
+    assert!(!offers_tmpdir(&venv, "/var/tmp"));
+
+    // State saved with temp-then-rename: it is meant to last, data.
+    let mut tmpfile = w(
+        "/var/lib/demo/state.json.tmp",
+        &[OpName::Create, OpName::RenameFrom],
+    );
+    tmpfile.related = vec![RawPath::from("/var/lib/demo/state.json")];
+    let mut state = w("/var/lib/demo/state.json", &[OpName::RenameTo]);
+    state.related = vec![RawPath::from("/var/lib/demo/state.json.tmp")];
+    let demo = one(target(
+        vec![w("/var/lib/demo", &[OpName::Mkdir]), tmpfile, state],
+        vec![dir("/var/lib", true, 12)],
+    ));
+    assert_eq!(mounts(&demo), ["/var/lib/demo"]);
+    assert_eq!(purpose_at(&demo, "/var/lib/demo"), Purpose::Data);
+
+    // Real temporary files in /tmp stay temp, with TMPDIR offered.
+    let temp = one(target(
+        vec![w("/tmp/tmpa81f3c", &[OpName::Create, OpName::Unlink])],
+        vec![dir("/tmp", true, 0)],
+    ));
+    assert_eq!(purpose_at(&temp, "/tmp"), Purpose::Temp);
+    assert!(offers_tmpdir(&temp, "/tmp"));
+    // nginx's client_temp is temp, but nginx does not read TMPDIR.
+    let nginx = one(target(
+        vec![
+            w("/var/cache/nginx/client_temp", &[OpName::Mkdir]),
+            w(
+                "/var/cache/nginx/client_temp/0000000001",
+                &[OpName::Create, OpName::Unlink],
+            ),
+        ],
+        vec![dir("/var/cache/nginx", true, 0)],
+    ));
+    assert_eq!(mounts(&nginx), ["/var/cache/nginx"]);
+    assert!(!offers_tmpdir(&nginx, "/var/cache/nginx"));
+}

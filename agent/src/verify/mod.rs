@@ -103,8 +103,23 @@ pub struct VerifiedVolume {
     pub source: VolumeSource,
     /// True when the directory did not exist on the host and was made in an overlay.
     pub created: bool,
-    /// Successful write calls that landed in it.
+    /// Successful write calls that landed in it (`/var/run/x` counts for `/run`).
     pub writes: u64,
+    /// Entries the host has in the directory that the fresh tmpfs hides from the command
+    /// (absent when none): the command ran without them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hidden_entries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Entries the host has in `dir` (at most 100 000 are counted), `None` when it cannot be read.
+pub fn host_entries(dir: &RawPath) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes()));
+    Some(std::fs::read_dir(path).ok()?.take(100_000).count() as u64)
 }
 
 /// The result of `writepath verify`, printed as a table or JSON.
@@ -123,6 +138,10 @@ pub struct Outcome {
     pub failing_writes: Vec<FailingWrite>,
     /// The recorder's counters (non-zero `dropped` means writes may be missing).
     pub counters: Counters,
+    /// What may make a pass mean less (a volume hiding the host's content), one sentence
+    /// each; absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -136,9 +155,18 @@ impl Outcome {
                 source: *source,
                 created: *created,
                 writes: 0,
+                hidden_entries: 0,
             })
             .collect();
         for t in &report.targets {
+            // Paths as written, volumes as suggested: both through the same links
+            // (`/var/run -> /run`) the suggestion engine follows.
+            let recorded: std::collections::BTreeMap<RawPath, RawPath> = t
+                .symlinks
+                .iter()
+                .map(|l| (l.path.clone(), l.target.clone()))
+                .collect();
+            let aliases = crate::suggest::alias::Aliases::new(&t.writes, &recorded);
             for w in &t.writes {
                 let failed = w.read_only_failures();
                 if failed > 0 {
@@ -152,9 +180,13 @@ impl Outcome {
                     });
                 }
                 let ok = w.results.get("ok").copied().unwrap_or(0);
+                let canonical = aliases.canonical(&w.path, crate::suggest::alias::follows_leaf(w));
                 if let Some(v) = verified
                     .iter_mut()
-                    .filter(|v| w.path.starts_with(&v.path))
+                    .filter(|v| {
+                        w.path.starts_with(&v.path)
+                            || canonical.starts_with(&aliases.canonical(&v.path, true))
+                    })
                     .max_by_key(|v| v.path.depth())
                 {
                     v.writes += ok;
@@ -169,7 +201,26 @@ impl Outcome {
             volumes: verified,
             failing_writes: failing,
             counters: report.counters.clone(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Notes, for each volume over a directory that existed, how many entries `entries` (the
+    /// host's, [`host_entries`]) says its tmpfs hid from the command, with a warning: the
+    /// command ran without that content, so a pass proves less (`--mount /etc` hides the
+    /// host's whole `/etc`).
+    pub fn hidden_content(mut self, entries: impl Fn(&RawPath) -> Option<u64>) -> Outcome {
+        for v in self.volumes.iter_mut().filter(|v| !v.created) {
+            let n = entries(&v.path).unwrap_or(0);
+            v.hidden_entries = n;
+            if n > 0 {
+                self.warnings.push(format!(
+                    "the tmpfs at {} hides {n} entries the host has there: the command ran without them (an emptyDir hides the image's the same way; copy them in with an init container, or give a deeper directory)",
+                    v.path
+                ));
+            }
+        }
+        self
     }
 
     /// Whether every write succeeded (exit 0).
@@ -231,6 +282,10 @@ impl Outcome {
                 ]);
             }
             grid(&mut out, &rows);
+        }
+        for w in &self.warnings {
+            // Built from escaped paths already.
+            let _ = writeln!(out, "warning: {w}");
         }
         let c = &self.counters;
         if c.dropped > 0 || c.pending_full > 0 {
@@ -311,6 +366,50 @@ mod tests {
                 ..Default::default()
             }],
         }
+    }
+
+    #[test]
+    fn writes_through_var_run_count_for_a_run_volume() {
+        let r = report(vec![
+            write(b"/var/run/x.pid", &[("ok", 1)]),
+            write(b"/run/y.sock", &[("ok", 2)]),
+        ]);
+        let o = Outcome::from_report(
+            &r,
+            &[(RawPath::from("/run"), VolumeSource::Suggested, false)],
+        );
+        assert_eq!(o.volumes[0].writes, 3);
+    }
+
+    #[test]
+    fn a_volume_that_hides_host_content_is_a_warning() {
+        let r = report(vec![write(b"/etc/app.conf", &[("ok", 1)])]);
+        let o = Outcome::from_report(
+            &r,
+            &[
+                (RawPath::from("/etc"), VolumeSource::Given, false),
+                (
+                    RawPath::from("/var/lib/demo"),
+                    VolumeSource::Suggested,
+                    true,
+                ),
+            ],
+        )
+        .hidden_content(|p| (p.as_bytes() == b"/etc").then_some(146));
+        assert!(o.passed());
+        let t = o.render_table();
+        assert!(
+            t.contains("warning: the tmpfs at /etc hides 146 entries the host has there"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("verified: 2 volumes, 0 failing writes\n"),
+            "{t}"
+        );
+        let j = serde_json::to_value(&o).unwrap();
+        assert_eq!(j["volumes"][0]["hidden_entries"], 146);
+        assert!(j["volumes"][1].get("hidden_entries").is_none());
+        assert_eq!(j["warnings"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

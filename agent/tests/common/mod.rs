@@ -137,6 +137,7 @@ pub fn empty_dir(
             last_seen: "2026-01-01T00:00:00Z".into(),
         },
         shadowing: None,
+        shadowing_unknown: false,
         failed_writes: 0,
         alternatives: Vec::new(),
     }
