@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::Output;
 use crate::capture::loader::Hook;
 use crate::record::session;
+use crate::record::table::View;
 use crate::report::Report;
 
 /// Arguments of `writepath record`.
@@ -19,7 +19,8 @@ use crate::report::Report;
     after_help = "Examples:\n  writepath record -- nginx -g 'daemon off;'\n  writepath record --cgroup /sys/fs/cgroup/unified/system.slice/app.service --duration 10m --report app.json"
 )]
 pub struct Args {
-    /// Result format on stdout: a table for people, or the JSON report.
+    /// Result format on stdout: a table of the writes grouped per directory, `wide` (one row
+    /// per written path), or the report as JSON or YAML.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Also write the JSON report to FILE (atomically).
@@ -53,6 +54,26 @@ pub struct Args {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// `record -o` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The writes grouped per directory (counts, sample names), then the suggestions.
+    Table,
+    /// Every written path on its own row, then the suggestions.
+    Wide,
+    /// The JSON report.
+    Json,
+    /// The report as YAML.
+    Yaml,
+}
+
+impl Output {
+    /// Whether stdout holds the report and nothing else.
+    fn machine(self) -> bool {
+        matches!(self, Output::Json | Output::Yaml)
+    }
+}
+
 /// Runs `writepath record`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.cgroup.is_none() && args.command.is_empty() {
@@ -60,9 +81,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.duration.is_some() && args.cgroup.is_none() {
         bail!("--duration applies to --cgroup recordings; a command is recorded until it exits");
-    }
-    if args.output == Output::Yaml {
-        bail!("record prints -o table or -o json (use `writepath suggest -o yaml` for YAML)");
     }
     // A command that cannot run is found out before the probes are loaded and attached.
     if let Some(cmd) = args.command.first() {
@@ -90,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let mut command = std::process::Command::new(&args.command[0]);
             command.args(&args.command[1..]);
-            if args.output == Output::Json {
+            if args.output.machine() {
                 // CMD's output never reaches the machine-readable stream: it goes to stderr.
                 use std::os::fd::AsFd as _;
                 let stderr = std::io::stderr()
@@ -119,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "writepath: error: {e:#}; the report was saved to {} instead",
                     fallback.display()
                 ),
-                Err(_) if args.output == Output::Json => {
+                Err(_) if args.output.machine() => {
                     eprintln!("writepath: error: {e:#}; the report is on stdout only")
                 }
                 Err(e2) => {
@@ -129,19 +147,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let suggestions = crate::suggest::suggest(std::slice::from_ref(&report));
     let mut out = std::io::stdout().lock();
     match args.output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        _ => {
-            crate::record::table::print(&report, &mut out)?;
+        // Rendered first, then written: a write error stays an io::Error.
+        Output::Yaml => out.write_all(
+            serde_yaml::to_string(&report)
+                .context("failed to render the report as yaml")?
+                .as_bytes(),
+        )?,
+        Output::Table | Output::Wide => {
+            let view = if args.output == Output::Wide {
+                View::Wide
+            } else {
+                View::Grouped
+            };
+            crate::record::table::print(&report, view, &mut out)?;
             writeln!(out)?;
-            let suggestions = crate::suggest::suggest(std::slice::from_ref(&report));
-            super::suggest::render(&suggestions, Output::Table, &mut out)?;
+            super::suggest::render(&suggestions, super::Output::Table, &mut out)?;
         }
     }
+    out.flush()?;
     warn_about_losses(&report);
     Ok(if saved {
         ExitCode::SUCCESS
