@@ -497,3 +497,38 @@ fn record_and_verify_print_yaml() {
     assert!(!keys(&json).is_empty());
     assert_eq!(keys(&yaml), keys(&json), "the same outcome document");
 }
+
+/// Writes that fail with EROFS on a mount that is read-only itself need no volume (the
+/// suggestions say so): the warning must not send the reader to a "missing volume".
+#[test]
+fn record_read_only_warning_matches_the_suggestions() {
+    if !privileged("record_read_only_warning_matches_the_suggestions") || !tool("unshare") {
+        return;
+    }
+    let d = scratch_dir("romount");
+    let ro = d.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    // A private mount namespace: the read-only bind mount never reaches the host.
+    let script = format!(
+        "mount --bind {0} {0} && mount -o remount,bind,ro {0} && exec \"$0\" record -- sh -c 'touch {0}/a; echo x > {0}/b'",
+        ro.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(writepath_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("EROFS"))
+        .unwrap_or_else(|| panic!("an EROFS warning: {stderr}"));
+    assert!(
+        stdout.contains("no volume needed") && !stdout.contains("missing volume"),
+        "{stdout}"
+    );
+    assert!(!warning.contains("missing volume"), "{warning}");
+    assert!(warning.contains("read-only"), "{warning}");
+}
