@@ -22,8 +22,9 @@ use crate::verify::{self, Outcome, VolumeSource};
     after_help = "Examples:\n  writepath record --report app.json -- ./app\n  writepath verify --report app.json -- ./app\n  writepath verify --mount /var/cache/app --mount /tmp -- ./app\n\nExit status: 0 no write failed, 1 some writes failed, 2 usage or set-up error."
 )]
 pub struct Args {
-    /// Report written by `writepath record`: its suggested volumes are provided. Repeatable.
-    #[arg(long = "report", value_name = "FILE")]
+    /// Report written by `writepath record`: its suggested volumes are provided. Repeat it
+    /// (or give several files after one --report) to merge several.
+    #[arg(long = "report", value_name = "FILE", num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// A directory to provide as a fresh tmpfs volume (absolute). Repeatable; adds to the
     /// report's volumes.
