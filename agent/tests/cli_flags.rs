@@ -129,6 +129,46 @@ fn suggest_and_patch_read_reports_the_same_way() {
 }
 
 #[test]
+fn patch_takes_a_kind_list_and_prints_a_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sugg = write_suggestions(dir.path(), &web_suggestions("Deployment"));
+    // What `kubectl get deploy,svc -o yaml` prints: one List holding the objects.
+    let deployment = one_doc(&std::fs::read_to_string(fixture("deployment.yaml")).unwrap());
+    let service = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+    });
+    let list = serde_json::json!({
+        "apiVersion": "v1", "kind": "List",
+        "metadata": {"resourceVersion": ""},
+        "items": [service, deployment]
+    });
+    let m = dir.path().join("list.yaml");
+    std::fs::write(&m, serde_yaml::to_string(&list).unwrap()).expect("write");
+    let out = writepath_ok(&["patch", "--suggestions", s(&sugg), "-f", s(&m)]);
+    let doc = one_doc(&out);
+    assert_eq!(doc["kind"], "List", "{out}");
+    assert_eq!(doc["metadata"], list["metadata"], "{out}");
+    let items = doc["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{out}");
+    assert_eq!(
+        items[0], list["items"][0],
+        "the Service is untouched: {out}"
+    );
+    // The item is patched exactly as the same Deployment on its own would be.
+    let alone = writepath_ok(&[
+        "patch",
+        "--suggestions",
+        s(&sugg),
+        "-f",
+        s(&fixture("deployment.yaml")),
+    ]);
+    assert_eq!(items[1], one_doc(&alone), "{out}");
+    assert_ne!(items[1], list["items"][1], "{out}");
+}
+
+#[test]
 fn unnamed_suggestions_and_several_workloads_say_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sugg = write_suggestions(dir.path(), &unnamed_suggestions());
