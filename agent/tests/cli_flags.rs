@@ -230,3 +230,17 @@ fn policy_prints_yaml_by_default_and_json_with_o() {
     );
     assert_eq!(writepath(&["policy", "-o", "table"]).status.code(), Some(2));
 }
+
+#[test]
+fn completion_scripts_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = writepath_ok(&["completion", shell]);
+        for word in ["record", "suggest", "patch", "policy", "verify", "--output"] {
+            assert!(script.contains(word), "{shell} script completes {word}");
+        }
+    }
+    assert_eq!(
+        writepath(&["completion", "nosuchshell"]).status.code(),
+        Some(2)
+    );
+}
