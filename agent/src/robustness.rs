@@ -85,9 +85,14 @@ pub fn report(data: &[u8]) {
 
     let s = crate::suggest::suggest(std::slice::from_ref(&r));
     assert_printable(&crate::suggest::table::render_table(&s), "suggest table");
-    let mut table = Vec::new();
-    crate::record::table::print(&r, &mut table).expect("print to memory");
-    assert_printable(&String::from_utf8_lossy(&table), "record table");
+    for view in [
+        crate::record::table::View::Grouped,
+        crate::record::table::View::Wide,
+    ] {
+        let mut table = Vec::new();
+        crate::record::table::print(&r, view, &mut table).expect("print to memory");
+        assert_printable(&String::from_utf8_lossy(&table), "record table");
+    }
     let o = crate::verify::Outcome::from_report(&r, &[]);
     assert_printable(&o.render_table(), "verify table");
     serde_json::to_string(&o).expect("outcome serializes");

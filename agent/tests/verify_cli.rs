@@ -29,8 +29,8 @@ fn verify_usage_errors_exit_2() {
     assert!(err.contains("absolute"), "{err}");
     let err = exit2(&["verify", "--mount", "/", "--", "true"]);
     assert!(err.contains("whole root"), "{err}");
-    let err = exit2(&["verify", "-o", "yaml", "--", "true"]);
-    assert!(err.contains("-o table or -o json"), "{err}");
+    let err = exit2(&["verify", "-o", "xml", "--", "true"]);
+    assert!(err.contains("table") && err.contains("yaml"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"version\": 1,\n \"targets\": [}").unwrap();

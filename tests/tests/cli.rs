@@ -388,3 +388,147 @@ fn record_forwards_signals_kills_leftovers_and_still_reports() {
         );
     }
 }
+
+/// The default table groups the writes per directory (counts, a few samples); `-o wide`
+/// lists every path; both show CMD's exit code.
+#[test]
+fn record_table_groups_per_directory_and_wide_lists_every_path() {
+    if !privileged("record_table_groups_per_directory_and_wide_lists_every_path") {
+        return;
+    }
+    let d = scratch_dir("grouped");
+    let many = d.path().join("many");
+    let files: Vec<String> = (0..40)
+        .map(|i| format!("{}/file-{i}", many.display()))
+        .collect();
+    let script = format!(
+        "mkdir {}; touch {}; exit 7",
+        many.display(),
+        files.join(" ")
+    );
+    let run = |extra: &[&str]| {
+        let out = Command::new(writepath_bin())
+            .arg("record")
+            .args(extra)
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let grouped = run(&[]);
+    let row = grouped
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&many.display().to_string()))
+        .unwrap_or_else(|| panic!("a row for {}: {grouped}", many.display()));
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some(files.len().to_string().as_str()),
+        "the row counts the directory's paths: {row}"
+    );
+    // The writes table ends at the first blank line; the suggestions follow.
+    let writes_table = grouped.split("\n\n").next().unwrap_or_default();
+    let listed = files
+        .iter()
+        .filter(|f| writes_table.contains(f.as_str()))
+        .count();
+    assert_eq!(listed, 0, "not every path is printed: {grouped}");
+    assert!(grouped.contains("-o wide"), "{grouped}");
+    assert!(
+        grouped.lines().count() < files.len(),
+        "fewer lines than paths: {grouped}"
+    );
+
+    let wide = run(&["-o", "wide"]);
+    for f in &files {
+        assert!(wide.contains(f.as_str()), "{f}: {wide}");
+    }
+    for table in [&grouped, &wide] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("exit") && l.ends_with(" 7")),
+            "CMD's exit code is shown: {table}"
+        );
+    }
+}
+
+/// `-o yaml` is listed in the help, so it works: the report as YAML, and nothing else on
+/// stdout.
+#[test]
+fn record_and_verify_print_yaml() {
+    if !privileged("record_and_verify_print_yaml") {
+        return;
+    }
+    let d = scratch_dir("yaml");
+    let f = d.path().join("out");
+    let out = Command::new(writepath_bin())
+        .args(["record", "-o", "yaml", "--", "sh", "-c"])
+        .arg(format!("echo hello-$((40 + 2)); echo x > {}", f.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Report = serde_yaml::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(r.version, 1);
+    assert_recorded(&r, &f.display().to_string(), OpName::Create);
+    assert!(!stdout.contains("hello-42"), "{stdout}");
+    assert!(stderr.contains("hello-42"), "{stderr}");
+
+    let outcome = |format: &str| {
+        let out = Command::new(writepath_bin())
+            .args(["verify", "-o", format, "--mount"])
+            .arg(d.path())
+            .args(["--", "sh", "-c"])
+            .arg(format!("echo x > {}", f.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "verify -o {format}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let yaml: serde_json::Value = serde_yaml::from_str(&outcome("yaml")).expect("yaml");
+    let json: serde_json::Value = serde_json::from_str(&outcome("json")).expect("json");
+    let keys = |v: &serde_json::Value| {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(!keys(&json).is_empty());
+    assert_eq!(keys(&yaml), keys(&json), "the same outcome document");
+}
+
+/// Writes that fail with EROFS on a mount that is read-only itself need no volume (the
+/// suggestions say so): the warning must not send the reader to a "missing volume".
+#[test]
+fn record_read_only_warning_matches_the_suggestions() {
+    if !privileged("record_read_only_warning_matches_the_suggestions") || !tool("unshare") {
+        return;
+    }
+    let d = scratch_dir("romount");
+    let ro = d.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    // A private mount namespace: the read-only bind mount never reaches the host.
+    let script = format!(
+        "mount --bind {0} {0} && mount -o remount,bind,ro {0} && exec \"$0\" record -- sh -c 'touch {0}/a; echo x > {0}/b'",
+        ro.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(writepath_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("EROFS"))
+        .unwrap_or_else(|| panic!("an EROFS warning: {stderr}"));
+    assert!(
+        stdout.contains("no volume needed") && !stdout.contains("missing volume"),
+        "{stdout}"
+    );
+    assert!(!warning.contains("missing volume"), "{warning}");
+    assert!(warning.contains("read-only"), "{warning}");
+}

@@ -26,10 +26,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
+/// The kubernetes client could not be configured (no kubeconfig, not in a cluster): the
+/// context of that error, so callers can tell it from other failures.
+#[derive(Debug)]
+pub struct NoClient;
+
+impl std::fmt::Display for NoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed to configure the kubernetes client (kubeconfig or in-cluster)")
+    }
+}
+
 async fn client() -> anyhow::Result<kube::Client> {
-    kube::Client::try_default()
-        .await
-        .context("failed to configure the kubernetes client (kubeconfig or in-cluster)")
+    kube::Client::try_default().await.context(NoClient)
 }
 
 /// Gathers the reports of the selection, merging all nodes and replicas.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod agent;
 pub mod cluster;
+pub mod completion;
 pub mod kernel;
 pub mod patch;
 pub mod policy;
@@ -67,6 +68,8 @@ pub enum Command {
     Verify(verify::Args),
     /// What this kernel offers the capture programs, and which design each check loads.
     Kernel(kernel::Args),
+    /// Print the shell completion script (bash, zsh, fish, …).
+    Completion(completion::Args),
 }
 
 impl Command {
@@ -80,6 +83,7 @@ impl Command {
             Command::Agent(args) => agent::run(args),
             Command::Verify(args) => verify::run(args),
             Command::Kernel(args) => kernel::run(args),
+            Command::Completion(args) => completion::run(args),
         }
     }
 }

@@ -16,10 +16,11 @@ use crate::suggest::Suggestions;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["report", "suggestions", "workload"])))]
 #[command(
-    after_help = "Examples:\n  writepath patch --report app.json -f deploy.yaml\n  writepath patch -n shop deploy/web --format strategic    (the agents' reports and the live object)"
+    after_help = "Examples:\n  writepath patch --report app.json -f deploy.yaml\n  writepath patch -n shop deploy/web -o strategic    (the agents' reports and the live object)"
 )]
 pub struct Args {
-    /// Recorded report(s) to compute the suggestions from (repeatable).
+    /// Report written by `writepath record`; repeat it (or give several files after one
+    /// --report) to merge runs, replicas, nodes.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub report: Vec<PathBuf>,
     /// A suggestions document (JSON or YAML, as `writepath suggest -o json` prints).
@@ -42,12 +43,15 @@ pub struct Args {
     )]
     pub filename: Option<PathBuf>,
     /// Only patch this container.
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'c', long, value_name = "NAME")]
     pub container: Option<String>,
-    /// What to print.
-    #[arg(long, value_enum, default_value_t = PatchFormat::Manifest)]
-    pub format: PatchFormat,
-    /// Rewrite MANIFEST instead of printing it (format manifest only; atomic).
+    /// What to print (default: manifest).
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<PatchFormat>,
+    /// Deprecated spelling of -o/--output.
+    #[arg(long, value_enum, hide = true, conflicts_with = "output")]
+    pub format: Option<PatchFormat>,
+    /// Rewrite MANIFEST instead of printing it (-o manifest only; atomic).
     #[arg(long)]
     pub in_place: bool,
     /// Also set runAsNonRoot, allowPrivilegeEscalation: false, capabilities.drop [ALL] and
@@ -60,7 +64,7 @@ pub struct Args {
     pub copy_image_content: bool,
 }
 
-/// `--format` values.
+/// `-o` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PatchFormat {
     /// The manifest, rewritten.
@@ -84,8 +88,19 @@ impl From<PatchFormat> for Format {
     }
 }
 
+impl Args {
+    /// What to print: `-o`, else the deprecated `--format`, else the manifest.
+    fn output(&self) -> PatchFormat {
+        self.output.or(self.format).unwrap_or(PatchFormat::Manifest)
+    }
+}
+
 /// Runs `writepath patch`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.format.is_some() {
+        eprintln!("writepath: note: --format is deprecated, use -o/--output");
+    }
+    let output = args.output();
     let selection = super::cluster::Selection {
         namespace: args.namespace.clone(),
         all_namespaces: false,
@@ -97,8 +112,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.in_place && live {
         anyhow::bail!("--in-place needs a manifest file (-f)");
     }
-    if args.in_place && args.format != PatchFormat::Manifest {
-        anyhow::bail!("--in-place only works with --format manifest");
+    if args.in_place && output != PatchFormat::Manifest {
+        anyhow::bail!("--in-place only works with -o manifest");
     }
     if args.in_place && stdin {
         anyhow::bail!("--in-place needs a manifest file, not standard input");
@@ -122,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (origin, text)
     };
     let opts = Options {
-        format: args.format.into(),
+        format: output.into(),
         container: args.container.clone(),
         harden: args.harden,
         copy_image_content: args.copy_image_content,
@@ -131,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for note in &patched.notes {
         eprintln!("writepath: note: {note}");
     }
-    if args.format == PatchFormat::Manifest && !patched.preserves_bytes {
+    if output == PatchFormat::Manifest && !patched.preserves_bytes {
         eprintln!(
             "writepath: note: {origin} uses YAML features (directives, `...`, content after `---`) that are not reproduced byte for byte; every document is re-emitted"
         );

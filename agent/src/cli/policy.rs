@@ -17,6 +17,18 @@ pub struct Args {
     /// What the API server does with a violation (repeatable; Deny and Warn exclude each other).
     #[arg(long, value_enum, default_value = "Deny")]
     pub action: Vec<PolicyAction>,
+    /// Output format: two YAML documents, or one JSON `kind: List` holding both objects.
+    #[arg(short = 'o', long, value_enum, default_value_t = PolicyOutput::Yaml)]
+    pub output: PolicyOutput,
+}
+
+/// `policy -o` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PolicyOutput {
+    /// The policy and its binding as two YAML documents.
+    Yaml,
+    /// A `kind: List` with both objects, as `kubectl get -o json` prints several.
+    Json,
 }
 
 /// `--action` values.
@@ -51,9 +63,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
         actions: args.action.into_iter().map(Action::from).collect(),
     };
-    let text = policy::render(&opts)?;
+    let mut text = policy::render(&opts)?;
+    if args.output == PolicyOutput::Json {
+        text = to_json_list(&text)?;
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .context("failed to write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The YAML documents of `yaml` as one JSON `kind: List` (what `kubectl apply -f` takes).
+fn to_json_list(yaml: &str) -> anyhow::Result<String> {
+    use serde::Deserialize as _;
+    let mut items = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(yaml) {
+        let doc = serde_json::Value::deserialize(de).context("failed to read the policy back")?;
+        if !doc.is_null() {
+            items.push(doc);
+        }
+    }
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    let mut text = serde_json::to_string_pretty(&list).context("failed to render json")?;
+    text.push('\n');
+    Ok(text)
 }

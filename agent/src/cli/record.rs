@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::Output;
 use crate::capture::loader::Hook;
 use crate::record::session;
+use crate::record::table::View;
 use crate::report::Report;
+use crate::suggest::Suggestions;
 
 /// Arguments of `writepath record`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +20,8 @@ use crate::report::Report;
     after_help = "Examples:\n  writepath record -- nginx -g 'daemon off;'\n  writepath record --cgroup /sys/fs/cgroup/unified/system.slice/app.service --duration 10m --report app.json"
 )]
 pub struct Args {
-    /// Result format on stdout: a table for people, or the JSON report.
+    /// Result format on stdout: a table of the writes grouped per directory, `wide` (one row
+    /// per written path), or the report as JSON or YAML.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Also write the JSON report to FILE (atomically).
@@ -53,6 +55,26 @@ pub struct Args {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// `record -o` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The writes grouped per directory (counts, sample names), then the suggestions.
+    Table,
+    /// Every written path on its own row, then the suggestions.
+    Wide,
+    /// The JSON report.
+    Json,
+    /// The report as YAML.
+    Yaml,
+}
+
+impl Output {
+    /// Whether stdout holds the report and nothing else.
+    fn machine(self) -> bool {
+        matches!(self, Output::Json | Output::Yaml)
+    }
+}
+
 /// Runs `writepath record`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.cgroup.is_none() && args.command.is_empty() {
@@ -60,9 +82,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.duration.is_some() && args.cgroup.is_none() {
         bail!("--duration applies to --cgroup recordings; a command is recorded until it exits");
-    }
-    if args.output == Output::Yaml {
-        bail!("record prints -o table or -o json (use `writepath suggest -o yaml` for YAML)");
     }
     // A command that cannot run is found out before the probes are loaded and attached.
     if let Some(cmd) = args.command.first() {
@@ -90,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let mut command = std::process::Command::new(&args.command[0]);
             command.args(&args.command[1..]);
-            if args.output == Output::Json {
+            if args.output.machine() {
                 // CMD's output never reaches the machine-readable stream: it goes to stderr.
                 use std::os::fd::AsFd as _;
                 let stderr = std::io::stderr()
@@ -119,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "writepath: error: {e:#}; the report was saved to {} instead",
                     fallback.display()
                 ),
-                Err(_) if args.output == Output::Json => {
+                Err(_) if args.output.machine() => {
                     eprintln!("writepath: error: {e:#}; the report is on stdout only")
                 }
                 Err(e2) => {
@@ -129,20 +148,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let suggestions = crate::suggest::suggest(std::slice::from_ref(&report));
     let mut out = std::io::stdout().lock();
     match args.output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        _ => {
-            crate::record::table::print(&report, &mut out)?;
+        // Rendered first, then written: a write error stays an io::Error.
+        Output::Yaml => out.write_all(
+            serde_yaml::to_string(&report)
+                .context("failed to render the report as yaml")?
+                .as_bytes(),
+        )?,
+        Output::Table | Output::Wide => {
+            let view = if args.output == Output::Wide {
+                View::Wide
+            } else {
+                View::Grouped
+            };
+            crate::record::table::print(&report, view, &mut out)?;
             writeln!(out)?;
-            let suggestions = crate::suggest::suggest(std::slice::from_ref(&report));
-            super::suggest::render(&suggestions, Output::Table, &mut out)?;
+            super::suggest::render(&suggestions, super::Output::Table, &mut out)?;
         }
     }
-    warn_about_losses(&report);
+    out.flush()?;
+    warn_about_losses(&report, &suggestions);
     Ok(if saved {
         ExitCode::SUCCESS
     } else {
@@ -207,7 +238,7 @@ fn check_report_path(path: &std::path::Path) -> anyhow::Result<()> {
         })
 }
 
-fn warn_about_losses(report: &Report) {
+fn warn_about_losses(report: &Report, suggestions: &Suggestions) {
     let c = &report.counters;
     if c.dropped > 0 || c.pending_full > 0 || c.decode_errors > 0 || c.probe_errors > 0 {
         eprintln!(
@@ -215,21 +246,129 @@ fn warn_about_losses(report: &Report) {
             c.dropped, c.pending_full, c.probe_errors, c.decode_errors
         );
     }
-    let failed: u64 = report.targets.iter().map(|t| t.read_only_failures()).sum();
-    if failed > 0 {
-        let paths: usize = report
-            .targets
-            .iter()
-            .map(|t| t.read_only_failed_paths())
-            .sum();
-        eprintln!(
-            "writepath: warning: {failed} writes to {paths} paths already failed with EROFS (read-only file system): a volume is missing, see \"missing volume\" in the suggestions"
-        );
+    if let Some(warning) = read_only_warning(report, suggestions) {
+        eprintln!("writepath: warning: {warning}");
     }
     if c.collapsed > 0 {
         eprintln!(
             "writepath: warning: {} paths collapsed into their directory (path budget reached)",
             c.collapsed
         );
+    }
+}
+
+/// What to say about writes that already failed with EROFS, matching what the suggestions say
+/// about them: a volume is missing ("missing volume"), no volume can serve them, or they hit
+/// a read-only mount that is not the root filesystem, which no volume changes.
+fn read_only_warning(report: &Report, suggestions: &Suggestions) -> Option<String> {
+    let failed: u64 = report.targets.iter().map(|t| t.read_only_failures()).sum();
+    if failed == 0 {
+        return None;
+    }
+    let paths: usize = report
+        .targets
+        .iter()
+        .map(|t| t.read_only_failed_paths())
+        .sum();
+    let mut missing = Vec::new();
+    let mut in_volumes = 0u64;
+    let mut unresolved = 0u64;
+    for c in &suggestions.containers {
+        for v in c.volumes.iter().filter(|v| v.failed_writes > 0) {
+            in_volumes = in_volumes.saturating_add(v.failed_writes);
+            missing.push(v.mount_path.to_string());
+        }
+        for u in &c.unresolved {
+            unresolved = unresolved.saturating_add(u.failed_writes);
+        }
+    }
+    let elsewhere = failed.saturating_sub(in_volumes.saturating_add(unresolved));
+    let mut parts = Vec::new();
+    if in_volumes > 0 {
+        missing.sort();
+        missing.dedup();
+        parts.push(format!(
+            "{in_volumes} in directories that need a volume ({}): see \"missing volume\" in the suggestions",
+            missing.join(", ")
+        ));
+    }
+    if unresolved > 0 {
+        parts.push(format!(
+            "{unresolved} where no volume can serve them: see \"no volume can serve these writes\" in the suggestions, and change the image or the application"
+        ));
+    }
+    if elsewhere > 0 {
+        parts.push(format!(
+            "{elsewhere} on mounts that are read-only themselves, not the root filesystem: no volume is suggested for them; make that mount writable if the writes matter"
+        ));
+    }
+    Some(format!(
+        "{failed} writes to {paths} paths already failed with EROFS (read-only file system): {}",
+        parts.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Report;
+
+    fn report(fixture: &str) -> Report {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/reports")
+            .join(fixture);
+        Report::load(&path).unwrap()
+    }
+
+    #[test]
+    fn read_only_warning_names_the_missing_volumes() {
+        let r = report("nginx-readonly.json");
+        let s = crate::suggest::suggest(std::slice::from_ref(&r));
+        let w = read_only_warning(&r, &s).expect("the recording has EROFS failures");
+        let dirs: Vec<String> = s
+            .containers
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .filter(|v| v.failed_writes > 0)
+            .map(|v| v.mount_path.to_string())
+            .collect();
+        assert!(!dirs.is_empty());
+        assert!(w.contains("missing volume"), "{w}");
+        for d in dirs {
+            assert!(w.contains(&d), "{d}: {w}");
+        }
+        assert!(read_only_warning(&report("nginx.json"), &s).is_none());
+    }
+
+    #[test]
+    fn read_only_warning_matches_suggestions_without_a_volume() {
+        // Every failure on a mount that is read-only itself: the suggestions say "no volume
+        // needed", and so must the warning.
+        let mut r = report("nginx-readonly.json");
+        for t in &mut r.targets {
+            t.mounts.push(crate::report::Mount {
+                mount_point: crate::path::RawPath::from("/ro"),
+                fs_type: "tmpfs".into(),
+                source: "tmpfs".into(),
+                read_only: true,
+            });
+            t.writes.retain(|w| w.read_only_failures() > 0);
+            for w in &mut t.writes {
+                let name = w.path.file_name().to_vec();
+                let mut p = b"/ro/".to_vec();
+                p.extend_from_slice(&name);
+                w.path = crate::path::RawPath::from_bytes(p);
+                w.mount = Some(crate::path::RawPath::from("/ro"));
+            }
+        }
+        let s = crate::suggest::suggest(std::slice::from_ref(&r));
+        assert!(
+            s.containers.iter().all(|c| c.volumes.is_empty()),
+            "{}",
+            crate::suggest::table::render_table(&s)
+        );
+        let w = read_only_warning(&r, &s).expect("failures");
+        assert!(!w.contains("missing volume"), "{w}");
+        assert!(w.contains("no volume is suggested"), "{w}");
     }
 }

@@ -15,9 +15,10 @@ use crate::suggest::{self, Suggestions};
     after_help = "Examples:\n  writepath suggest --report app.json\n  writepath suggest -n shop deploy/web    (the agents' reports, kubeconfig as kubectl)"
 )]
 pub struct Args {
-    /// Report written by `writepath record`; repeat to merge several (runs, replicas, nodes).
-    /// Without it, the agents' WritePathReports are read from the cluster.
-    #[arg(long = "report", value_name = "FILE")]
+    /// Report written by `writepath record`; repeat it (or give several files after one
+    /// --report) to merge runs, replicas, nodes. Without it, the agents' WritePathReports are
+    /// read from the cluster.
+    #[arg(long = "report", value_name = "FILE", num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// In the cluster: only this workload (`deploy/web`, `sts/db`, `cronjob/backup`, …).
     #[arg(value_name = "KIND/NAME", conflicts_with = "reports")]
@@ -36,10 +37,20 @@ pub struct Args {
 /// Runs `writepath suggest`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reports = if args.reports.is_empty() {
+        let plain = args.workload.is_none() && args.namespace.is_none() && !args.all_namespaces;
         super::cluster::reports(&super::cluster::Selection {
             namespace: args.namespace.clone(),
             all_namespaces: args.all_namespaces,
             workload: args.workload.clone(),
+        })
+        .map_err(|e| {
+            if plain && e.downcast_ref::<super::cluster::NoClient>().is_some() {
+                e.context(
+                    "no --report FILE given, and no cluster to read the agents' reports from: give --report FILE (a report written by `writepath record`), or a kubeconfig",
+                )
+            } else {
+                e
+            }
         })?
     } else {
         suggest::load_reports(&args.reports)?

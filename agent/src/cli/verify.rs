@@ -22,15 +22,16 @@ use crate::verify::{self, Outcome, VolumeSource};
     after_help = "Examples:\n  writepath record --report app.json -- ./app\n  writepath verify --report app.json -- ./app\n  writepath verify --mount /var/cache/app --mount /tmp -- ./app\n\nExit status: 0 no write failed, 1 some writes failed, 2 usage or set-up error."
 )]
 pub struct Args {
-    /// Report written by `writepath record`: its suggested volumes are provided. Repeatable.
-    #[arg(long = "report", value_name = "FILE")]
+    /// Report written by `writepath record`: its suggested volumes are provided. Repeat it
+    /// (or give several files after one --report) to merge several.
+    #[arg(long = "report", value_name = "FILE", num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// A directory to provide as a fresh tmpfs volume (absolute). Repeatable; adds to the
     /// report's volumes.
     #[arg(long = "mount", value_name = "PATH")]
     pub mounts: Vec<PathBuf>,
-    /// Result format on stdout: a table for people or JSON (the command's own stdout then goes
-    /// to stderr).
+    /// Result format on stdout: a table for people, or JSON or YAML (the command's own stdout
+    /// then goes to stderr).
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Distinct paths kept before new ones collapse into their directory.
@@ -46,9 +47,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use std::os::unix::ffi::OsStrExt as _;
     if args.command.is_empty() {
         bail!("nothing to verify: give a command after `--`");
-    }
-    if args.output == Output::Yaml {
-        bail!("verify prints -o table or -o json");
     }
     let reports = crate::suggest::load_reports(&args.reports)?;
     let suggestions = crate::suggest::suggest(&reports);
@@ -83,8 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sandbox = Arc::new(Mutex::new(sandbox));
     let mut command = std::process::Command::new(&args.command[0]);
     command.args(&args.command[1..]);
-    if args.output == Output::Json {
-        // Keep stdout for the JSON outcome.
+    if args.output != Output::Table {
+        // Keep stdout for the JSON or YAML outcome.
         use std::os::fd::AsFd as _;
         let err = std::io::stderr()
             .as_fd()
@@ -134,7 +132,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &outcome)?;
             writeln!(out)?;
         }
-        _ => out.write_all(outcome.render_table().as_bytes())?,
+        // Rendered first, then written: a write error stays an io::Error.
+        Output::Yaml => out.write_all(
+            serde_yaml::to_string(&outcome)
+                .context("failed to render the outcome as yaml")?
+                .as_bytes(),
+        )?,
+        Output::Table => out.write_all(outcome.render_table().as_bytes())?,
     }
     out.flush()?;
     Ok(if outcome.passed() {

@@ -4,6 +4,9 @@
 //!
 //! A rewritten document keeps the comment lines it starts with; comments inside it are lost.
 //!
+//! A `kind: List` document (what `kubectl get -o yaml` prints for several objects) stands for
+//! its items: each item is a document to patch, and the List is written back as a List.
+//!
 //! The split is cross-checked against the parser: when the two disagree (directives, content
 //! on a `---` line, anything unusual), every document is re-emitted from its parsed value
 //! instead, which keeps each one semantically identical but not byte-identical.
@@ -18,10 +21,22 @@ use super::{Error, Result};
 /// A parsed multi-document manifest.
 #[derive(Debug)]
 pub struct Manifest {
-    /// The documents, in order (an empty document is `Null`).
+    /// The stream's documents, in order (an empty document is `Null`; a List is one).
+    stream: Vec<Value>,
+    /// The documents to patch: the stream's, with each `kind: List` replaced by its items.
     docs: Vec<Value>,
-    /// The source cut at its document markers, when the cut matches `docs`.
+    /// For each of `docs`: its index in `stream`, and its index in that List's items.
+    places: Vec<(usize, Option<usize>)>,
+    /// The source cut at its document markers, when the cut matches `stream`.
     segments: Option<Vec<Segment>>,
+}
+
+/// The items of a `kind: List` document, or `None` for any other document.
+fn list_items(doc: &Value) -> Option<&Vec<Value>> {
+    match (doc.get("kind"), doc.get("items")) {
+        (Some(Value::String(kind)), Some(Value::Sequence(items))) if kind == "List" => Some(items),
+        _ => None,
+    }
 }
 
 /// A piece of the source: an optional `---` line and what follows up to the next one.
@@ -38,15 +53,36 @@ struct Segment {
 impl Manifest {
     /// Parses `text`; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
-        let mut docs = Vec::new();
+        let mut stream = Vec::new();
         for de in serde_yaml::Deserializer::from_str(text) {
             let mut value = Value::deserialize(de).map_err(|e| yaml_error(origin, &e))?;
             // `<<: *anchor` merge keys, as kubectl reads them.
             value.apply_merge().map_err(|e| yaml_error(origin, &e))?;
-            docs.push(value);
+            stream.push(value);
         }
-        let segments = split(text).and_then(|segments| matches(segments, &docs));
-        Ok(Manifest { docs, segments })
+        let segments = split(text).and_then(|segments| matches(segments, &stream));
+        let mut docs = Vec::new();
+        let mut places = Vec::new();
+        for (i, doc) in stream.iter().enumerate() {
+            match list_items(doc) {
+                Some(items) => {
+                    for (k, item) in items.iter().enumerate() {
+                        docs.push(item.clone());
+                        places.push((i, Some(k)));
+                    }
+                }
+                None => {
+                    docs.push(doc.clone());
+                    places.push((i, None));
+                }
+            }
+        }
+        Ok(Manifest {
+            stream,
+            docs,
+            places,
+            segments,
+        })
     }
 
     /// The documents.
@@ -59,8 +95,29 @@ impl Manifest {
         self.segments.is_some()
     }
 
-    /// The manifest with the documents in `replaced` (by index) swapped for new values.
+    /// The manifest with the documents in `replaced` (by index into [`Manifest::docs`])
+    /// swapped for new values; a List holding one of them is written back as a List.
     pub fn render(&self, replaced: &BTreeMap<usize, Value>) -> Result<String> {
+        let mut in_stream: BTreeMap<usize, Value> = BTreeMap::new();
+        for (index, value) in replaced {
+            let Some(&(doc, item)) = self.places.get(*index) else {
+                continue;
+            };
+            match item {
+                None => {
+                    in_stream.insert(doc, value.clone());
+                }
+                Some(k) => {
+                    let list = in_stream
+                        .entry(doc)
+                        .or_insert_with(|| self.stream[doc].clone());
+                    if let Some(slot) = list.get_mut("items").and_then(|items| items.get_mut(k)) {
+                        *slot = value.clone();
+                    }
+                }
+            }
+        }
+        let replaced = &in_stream;
         let mut out = String::new();
         match &self.segments {
             Some(segments) => {
@@ -76,7 +133,7 @@ impl Manifest {
                 }
             }
             None => {
-                for (i, doc) in self.docs.iter().enumerate() {
+                for (i, doc) in self.stream.iter().enumerate() {
                     if i > 0 {
                         out.push_str("---\n");
                     }
@@ -254,6 +311,34 @@ mod tests {
             (c["image"].as_str(), c["name"].as_str()),
             (Some("x"), Some("app"))
         );
+    }
+
+    #[test]
+    fn list_items_are_documents_and_the_list_is_kept() {
+        let text = "kind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n- kind: Deployment\n  metadata: {name: a}\n- kind: Deployment\n  metadata: {name: b}\n";
+        let m = Manifest::parse(text, "m.yaml").unwrap();
+        let names: Vec<_> = m
+            .docs()
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["s", "a", "b"], "the List's items are the documents");
+        assert_eq!(m.render(&BTreeMap::new()).unwrap(), text);
+        let mut one = BTreeMap::new();
+        let mut b = m.docs()[2].clone();
+        b["patched"] = Value::Bool(true);
+        one.insert(2, b);
+        let out = m.render(&one).unwrap();
+        let again = Manifest::parse(&out, "out").unwrap();
+        assert_eq!(again.stream.len(), 2, "still a Service and a List: {out}");
+        assert_eq!(again.stream[0], m.stream[0], "{out}");
+        assert_eq!(again.stream[1]["kind"], "List", "{out}");
+        assert_eq!(
+            again.stream[1]["metadata"], m.stream[1]["metadata"],
+            "{out}"
+        );
+        assert_eq!(again.docs()[1], m.docs()[1], "{out}");
+        assert_eq!(again.docs()[2]["patched"], Value::Bool(true), "{out}");
     }
 
     #[test]

@@ -101,12 +101,21 @@ pub enum Error {
         found: String,
     },
     /// Several documents could be the one the suggestions are for.
-    #[error("{origin}: cannot tell which workload is {wanted}: the manifest has {found}")]
+    #[error("{origin}: several objects could be {wanted}: the manifest has {found}; set metadata.namespace on them, or patch a manifest that holds only one")]
     AmbiguousWorkload {
         /// The manifest.
         origin: String,
         /// What the suggestions name.
         wanted: String,
+        /// The manifest's workloads.
+        found: String,
+    },
+    /// The suggestions name no workload (recorded outside Kubernetes) and the manifest holds
+    /// several.
+    #[error("{origin}: the suggestions name no workload (they were recorded outside Kubernetes, by `writepath record`), and the manifest has several: {found}; patch a manifest that holds only the workload that was recorded, or record it in the cluster (`writepath suggest KIND/NAME`)")]
+    UnnamedWorkload {
+        /// The manifest.
+        origin: String,
         /// The manifest's workloads.
         found: String,
     },

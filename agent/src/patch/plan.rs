@@ -143,9 +143,8 @@ pub fn plan(
                 [one] => (*one).clone(),
                 [] => return Err(no_workload(origin, &classes)),
                 _ => {
-                    return Err(Error::AmbiguousWorkload {
+                    return Err(Error::UnnamedWorkload {
                         origin: origin.into(),
-                        wanted: "a workload the suggestions do not name".into(),
                         found: found(),
                     })
                 }
@@ -476,10 +475,14 @@ mod tests {
             Err(Error::NoContainer { .. })
         ));
         let no_workload = sugg(vec![cs(None, None)]);
-        assert!(matches!(
-            plan("m", &d, &no_workload, None, &mut Vec::new()),
-            Err(Error::AmbiguousWorkload { .. })
-        ));
+        let err = plan("m", &d, &no_workload, None, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::UnnamedWorkload { .. }), "{err}");
+        // It says what is wrong (the suggestions name no workload, the manifest has several)
+        // and what to do.
+        let msg = err.to_string();
+        assert!(msg.contains("name no workload"), "{msg}");
+        assert!(msg.contains("prod/web") && msg.contains("solo"), "{msg}");
+        assert!(msg.contains("only the workload"), "{msg}");
         let svc = docs("kind: Service\nmetadata: {name: s}\n");
         let err = plan("m", &svc, &no_workload, None, &mut Vec::new()).unwrap_err();
         assert!(
