@@ -247,6 +247,7 @@ mod real_cluster {
 
     /// The paths the demo service writes outside /tmp, each of which one suggested volume must
     /// hold: written by hand from `tests/fixtures/demo/service.sh`.
+    /// (`/var/lib/demo` holds state saved by temp-then-rename: data, on a claim.)
     const DEMO_WRITES: &[&str] = &[
         "/run/demo.pid",
         "/var/log/demo/access.log",
@@ -345,6 +346,23 @@ mod real_cluster {
         // The patch, applied as a user would.
         let patch = writepath(&["patch", "-n", &ns.0, "deploy/web"]);
         assert!(patch.ok, "writepath patch failed: {}", patch.stderr);
+        // The service's state (/var/lib/demo, saved by temp-then-rename) is data: the patch
+        // names a claim and says it must exist first. The user makes it, as
+        // deploy/local/demo-state.yaml does for namespace demo (this cluster has no
+        // provisioner).
+        assert!(
+            patch
+                .stderr
+                .contains("PersistentVolumeClaim var-lib-demo, which must exist"),
+            "the patch says which claim to make: {}",
+            patch.stderr
+        );
+        let state = std::fs::read_to_string(root().join("deploy/local/demo-state.yaml"))
+            .unwrap()
+            .replace("namespace: demo", &format!("namespace: {}", ns.0))
+            .replace("demo-var-lib-demo", &format!("{}-var-lib-demo", ns.0));
+        let made = kubectl_stdin(&["apply", "-f", "-"], &state);
+        assert!(made.ok, "{}", made.stderr);
         let applied = kubectl_stdin(&["apply", "-f", "-"], &patch.stdout);
         assert!(
             applied.ok,
@@ -444,6 +462,12 @@ mod real_cluster {
         );
         rollout(&outside.0, "deployment/plain");
         let _ = kubectl_stdin(&["delete", "-f", "-", "--wait=false"], &policy.stdout);
+        let _ = kubectl(&[
+            "delete",
+            "pv",
+            &format!("{}-var-lib-demo", ns.0),
+            "--wait=false",
+        ]);
     }
 
     /// A Deployment `name` of one replica whose container runs `script` (busybox sh) on a

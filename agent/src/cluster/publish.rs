@@ -334,14 +334,18 @@ pub async fn put(client: &kube::Client, object: &WritePathReport) -> Result<()> 
     let mut o = object.clone();
     o.metadata.resource_version = None;
     o.metadata.managed_fields = None;
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&o))
-        .await
-        .map(|_| ())
-        .map_err(|source| Error::Api {
-            namespace,
-            name,
-            source,
-        })
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&o),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Api {
+        namespace,
+        name,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -420,12 +424,17 @@ mod tests {
             .filter(|r| r.contains("writepathreports"))
             .map(|r| r.split(' ').next().unwrap().to_string())
             .collect();
-        assert_eq!(methods, ["PATCH", "PATCH"], "one server-side apply per write");
+        assert_eq!(
+            methods,
+            ["PATCH", "PATCH"],
+            "one server-side apply per write"
+        );
         assert!(
             server
                 .requests()
                 .iter()
-                .all(|r| !r.contains("writepathreports") || r.contains("fieldManager=writepath-agent")),
+                .all(|r| !r.contains("writepathreports")
+                    || r.contains("fieldManager=writepath-agent")),
             "{:?}",
             server.requests()
         );
@@ -438,8 +447,11 @@ mod tests {
         put(&client, &object(&["/tmp/a"])).await.unwrap();
         // Someone else changed the report in between: the agent's next apply wins, in one
         // request, with no read and no conflict.
-        let mut other = server.get(COLLECTION, "shop", "deployment-web-node-1").unwrap();
-        other["spec"]["report"]["targets"][0]["writes"] = serde_json::json!([{"path": "/x", "count": 1}]);
+        let mut other = server
+            .get(COLLECTION, "shop", "deployment-web-node-1")
+            .unwrap();
+        other["spec"]["report"]["targets"][0]["writes"] =
+            serde_json::json!([{"path": "/x", "count": 1}]);
         server.put(COLLECTION, other);
         let before = server.requests().len();
         put(&client, &object(&["/tmp/b"])).await.unwrap();
