@@ -350,7 +350,6 @@ pub async fn put(client: &kube::Client, object: &WritePathReport) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
-    use http::Method;
 
     use super::*;
     use crate::cluster::crd;
