@@ -244,3 +244,31 @@ fn completion_scripts_for_bash_zsh_fish() {
         Some(2)
     );
 }
+
+/// Logs on a pipe (not a terminal) carry no colour codes, and NO_COLOR is honoured.
+#[test]
+fn logs_on_a_pipe_have_no_colour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    \
+         insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  \
+         context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
+    )
+    .unwrap();
+    for no_color in [None, Some("1")] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_writepath"));
+        cmd.args(["suggest", "-n", "shop", "deploy/web"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "debug")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("run writepath");
+        let err = stderr(&out);
+        assert!(err.contains("DEBUG") || err.contains("ERROR"), "logs were written: {err}");
+        assert!(!err.contains('\u{1b}'), "no ANSI escapes on a pipe: {err:?}");
+    }
+}
