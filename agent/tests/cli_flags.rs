@@ -268,7 +268,13 @@ fn logs_on_a_pipe_have_no_colour() {
         }
         let out = cmd.output().expect("run writepath");
         let err = stderr(&out);
-        assert!(err.contains("DEBUG") || err.contains("ERROR"), "logs were written: {err}");
-        assert!(!err.contains('\u{1b}'), "no ANSI escapes on a pipe: {err:?}");
+        assert!(
+            err.contains("DEBUG") || err.contains("ERROR"),
+            "logs were written: {err}"
+        );
+        assert!(
+            !err.contains('\u{1b}'),
+            "no ANSI escapes on a pipe: {err:?}"
+        );
     }
 }

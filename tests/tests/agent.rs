@@ -187,6 +187,58 @@ fn which(program: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
 }
 
+/// What each agent test starts from: the in-process API server on a runtime of its own, a
+/// kubeconfig for it, and a kubelet-style `kubepods` cgroup (`rel`: its path below the cgroup2
+/// root).
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    server: TestServer,
+    dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+    _cg: TempCgroup,
+    kubepods: std::path::PathBuf,
+    rel: String,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(TestServer::start());
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+        let cg = TempCgroup::new(name);
+        let kubepods = cg.dir.join("kubepods");
+        std::fs::create_dir_all(&kubepods).unwrap();
+        let root = writepath::capture::loader::cgroup2_root().unwrap();
+        let rel = kubepods.strip_prefix(&root).unwrap().display().to_string();
+        Fixture {
+            rt,
+            server,
+            dir,
+            kubeconfig,
+            _cg: cg,
+            kubepods,
+            rel,
+        }
+    }
+}
+
+/// The ReplicaSet of Deployment `web` that the test pods name as their owner.
+fn put_replicaset(server: &TestServer) {
+    server.put(
+        "apis/apps/v1/replicasets",
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+               "metadata": {"name": "web-7d4b9c", "namespace": "shop",
+                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                   "uid": "d-uid", "controller": true}]}}),
+    );
+}
+
 #[test]
 fn agent_publishes_attributed_writes_and_survives_restart() {
     if !privileged("agent_publishes_attributed_writes_and_survives_restart") {
@@ -196,33 +248,14 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
         which("runc"),
         "runc is required (cargo xtask setup installs it)"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(TestServer::start());
-    let _guard = rt.enter();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
-    let state = dir.path().join("state");
-
-    let cg = TempCgroup::new("agent");
-    let kubepods = cg.dir.join("kubepods");
-    std::fs::create_dir_all(&kubepods).unwrap();
-    let root = writepath::capture::loader::cgroup2_root().unwrap();
-    let rel = kubepods.strip_prefix(&root).unwrap().display().to_string();
+    let f = Fixture::new("agent");
+    let _guard = f.rt.enter();
+    let (server, kubeconfig, kubepods, rel) = (&f.server, &f.kubeconfig, &f.kubepods, &f.rel);
+    let state = f.dir.path().join("state");
     let cgroup_of = |id: &str| format!("/{rel}/burstable/pod{UID}/{id}");
 
     let (app, sidecar) = (container_id(1), container_id(2));
-    server.put(
-        "apis/apps/v1/replicasets",
-        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-               "metadata": {"name": "web-7d4b9c", "namespace": "shop",
-                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-                   "uid": "d-uid", "controller": true}]}}),
-    );
+    put_replicaset(server);
     server.put(
         "api/v1/pods",
         pod(&[("app", app.clone()), ("sidecar", sidecar.clone())]),
@@ -318,6 +351,7 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
         let r = side.run();
         (side, r)
     });
+    let root = writepath::capture::loader::cgroup2_root().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !Path::new(&format!(
         "{}/{}",
@@ -371,29 +405,12 @@ fn a_stalled_api_server_never_holds_up_the_recording() {
     if !privileged("a_stalled_api_server_never_holds_up_the_recording") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(TestServer::start());
-    let _guard = rt.enter();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
-    let cg = TempCgroup::new("stall");
-    let kubepods = cg.dir.join("kubepods");
-    std::fs::create_dir_all(&kubepods).unwrap();
-    let root = writepath::capture::loader::cgroup2_root().unwrap();
-    let rel = kubepods.strip_prefix(&root).unwrap().display().to_string();
+    let f = Fixture::new("stall");
+    let _guard = f.rt.enter();
+    let (server, kubeconfig, kubepods, rel) = (&f.server, &f.kubeconfig, &f.kubepods, &f.rel);
+    let dir = &f.dir;
     let app = container_id(7);
-    server.put(
-        "apis/apps/v1/replicasets",
-        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-               "metadata": {"name": "web-7d4b9c", "namespace": "shop",
-                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-                   "uid": "d-uid", "controller": true}]}}),
-    );
+    put_replicaset(server);
     server.put("api/v1/pods", pod(&[("app", app.clone())]));
     let agent = Agent::start(&kubeconfig, &dir.path().join("state"), &kubepods);
 
