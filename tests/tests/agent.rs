@@ -262,7 +262,7 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
     );
 
     // First run: a container of the pod writes to its root, to a tmpfs and to a pod volume.
-    let agent = Agent::start(&kubeconfig, &state, &kubepods);
+    let agent = Agent::start(kubeconfig, &state, kubepods);
     let script = "echo started >> /var/log/app.log; \
                   mkdir -p /var/cache/app/blobs && echo b > /var/cache/app/blobs/1; \
                   echo t > /tmp/t; mkdir -p /data && echo d > /data/out; sleep 0.3";
@@ -275,7 +275,7 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
     );
     let (status, out) = bundle.run();
     assert!(status.success(), "container failed: {out}");
-    let v = published(&server, "the app container's writes", |v| {
+    let v = published(server, "the app container's writes", |v| {
         target_of(&targets(v), &app)
             .is_some_and(|t| write_of(t, "/var/cache/app/blobs/1").is_some())
     });
@@ -363,8 +363,8 @@ fn agent_publishes_attributed_writes_and_survives_restart() {
         assert!(Instant::now() < deadline, "sidecar cgroup never appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let agent = Agent::start(&kubeconfig, &state, &kubepods);
-    let v = published(&server, "both runs' writes", |v| {
+    let agent = Agent::start(kubeconfig, &state, kubepods);
+    let v = published(server, "both runs' writes", |v| {
         let ts = targets(v);
         target_of(&ts, &app).is_some_and(|t| write_of(t, "/var/cache/app/blobs/1").is_some())
             && target_of(&ts, &sidecar).is_some_and(|t| write_of(t, "/var/lib/late").is_some())
@@ -412,7 +412,7 @@ fn a_stalled_api_server_never_holds_up_the_recording() {
     let app = container_id(7);
     put_replicaset(server);
     server.put("api/v1/pods", pod(&[("app", app.clone())]));
-    let agent = Agent::start(&kubeconfig, &dir.path().join("state"), &kubepods);
+    let agent = Agent::start(kubeconfig, &dir.path().join("state"), kubepods);
 
     // The reports' endpoint stalls for 40 s (STALL_LIMIT is 30 s); the pods' watch still works.
     let stall = Duration::from_secs(40);
@@ -463,7 +463,7 @@ fn a_stalled_api_server_never_holds_up_the_recording() {
     );
     writer.join().unwrap();
     // After the stall: one report with every file.
-    let v = published(&server, "every file written during the stall", |v| {
+    let v = published(server, "every file written during the stall", |v| {
         target_of(&targets(v), &app)
             .is_some_and(|t| (1..=FILES).all(|i| write_of(t, &format!("/var/tmp/f-{i}")).is_some()))
     });
