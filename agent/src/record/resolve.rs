@@ -66,9 +66,9 @@ fn proc_base(pid: u32, dirfd: i32) -> Option<RawPath> {
 /// Paths looked at per target for links and sizes at the end of a recording.
 const MAX_LOOKUPS: usize = 10_000;
 
-/// Opens `path` (absolute, as the target sees it) below the target's root without following a
-/// final symlink; `..` and absolute links cannot leave the root.
-fn open_in_root(root: &OwnedFd, path: &RawPath) -> Option<OwnedFd> {
+/// Opens `path` (absolute, as the target sees it) below the target's root with `flags`; `..`
+/// and absolute links cannot leave the root.
+fn open_below_root(root: &OwnedFd, path: &RawPath, flags: OFlags) -> Option<OwnedFd> {
     let rel = path
         .as_bytes()
         .get(1..)
@@ -77,11 +77,16 @@ fn open_in_root(root: &OwnedFd, path: &RawPath) -> Option<OwnedFd> {
     rustix::fs::openat2(
         root.as_fd(),
         rel,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        flags | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT,
     )
     .ok()
+}
+
+/// `path` below the target's root, without following a final symlink.
+fn open_in_root(root: &OwnedFd, path: &RawPath) -> Option<OwnedFd> {
+    open_below_root(root, path, OFlags::PATH | OFlags::NOFOLLOW)
 }
 
 /// Symbolic links among the written paths and their directories, read through the target's
@@ -191,19 +196,7 @@ pub(super) fn list_dir(root: &OwnedFd, dir: &RawPath) -> Option<Listing> {
 }
 
 fn open_dir(root: &OwnedFd, dir: &RawPath) -> Option<OwnedFd> {
-    let rel = dir
-        .as_bytes()
-        .get(1..)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(b".");
-    rustix::fs::openat2(
-        root.as_fd(),
-        rel,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT,
-    )
-    .ok()
+    open_below_root(root, dir, OFlags::RDONLY | OFlags::DIRECTORY)
 }
 
 /// For each directory that holds a written path (and its ancestors), what it held that the
